@@ -1,0 +1,13 @@
+"""OperatorCode.version per node: the TFLite runtime resolves kernels by (op, version).
+
+Float kernels are registered from version 1. Quantized kernels need the version in which
+the runtime added them; the quantizer records them in ``node.meta["version"]`` and a model
+read from a file keeps the version it was written with.
+"""
+from __future__ import annotations
+
+import onnx_ir as ir
+
+
+def version_for(node: ir.Node) -> int:
+    return int(node.meta.get("version", 1))

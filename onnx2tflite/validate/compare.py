@@ -1,0 +1,118 @@
+"""Run the ONNX model in onnxruntime and the TFLite model in LiteRT on the same inputs.
+
+Inputs and outputs are matched by name; where the layout pass changed a boundary
+tensor's layout (recorded in the model's ``onnx2tflite_io`` metadata) the arrays are
+transposed accordingly.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from onnx2tflite.validate.metrics import OutputMetrics, compare_arrays
+
+IO_METADATA = "onnx2tflite_io"
+
+
+@dataclass
+class ValidationReport:
+    outputs: list[OutputMetrics] = field(default_factory=list)
+    seed: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return all(o.ok for o in self.outputs)
+
+    def failures(self) -> list[OutputMetrics]:
+        return [o for o in self.outputs if not o.ok]
+
+    def as_dict(self) -> dict:
+        return {"ok": self.ok, "seed": self.seed, "outputs": [o.as_dict() for o in self.outputs]}
+
+
+def io_layout(tflite_bytes: bytes) -> dict:
+    """{"inputs": {name: perm}, "outputs": {name: perm}}: tflite = onnx.transpose(perm)."""
+    from onnx2tflite.converter.tflite_io import read_metadata
+
+    raw = read_metadata(tflite_bytes).get(IO_METADATA)
+    return json.loads(raw) if raw else {"inputs": {}, "outputs": {}}
+
+
+_NP_OF_ORT = {
+    "tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(float16)": np.float16,
+    "tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(int8)": np.int8,
+    "tensor(uint8)": np.uint8, "tensor(bool)": np.bool_, "tensor(int16)": np.int16,
+}
+
+
+def random_inputs(session, seed: int = 0) -> dict[str, np.ndarray]:
+    """Seeded inputs: uniform [0, 1) for floats, small non-negative ints for integer inputs."""
+    rng = np.random.default_rng(seed)
+    feeds = {}
+    for inp in session.get_inputs():
+        shape = [d if isinstance(d, int) and d > 0 else 1 for d in inp.shape]
+        dtype = _NP_OF_ORT.get(inp.type, np.float32)
+        if np.issubdtype(dtype, np.floating):
+            feeds[inp.name] = rng.random(shape, dtype=np.float32).astype(dtype)
+        elif dtype == np.bool_:
+            feeds[inp.name] = rng.random(shape) > 0.5
+        else:
+            feeds[inp.name] = rng.integers(0, 4, size=shape).astype(dtype)
+    return feeds
+
+
+def ort_session(onnx_model):
+    """An onnxruntime session on a path, bytes or ModelProto (graph optimizations off:
+    the reference should compute what the graph says)."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    so.log_severity_level = 3
+    if not isinstance(onnx_model, (str, bytes)):
+        import os
+
+        onnx_model = os.fspath(onnx_model) if hasattr(onnx_model, "__fspath__") else onnx_model.SerializeToString()
+    return ort.InferenceSession(onnx_model, so, providers=["CPUExecutionProvider"])
+
+
+def run_tflite(tflite_bytes: bytes, feeds: dict[str, np.ndarray], num_threads: int = 1) -> dict[str, np.ndarray]:
+    """Run through the signature runner, feeding by ONNX input name, in ONNX layout."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    layout = io_layout(tflite_bytes)
+    interp = Interpreter(model_content=tflite_bytes, num_threads=num_threads)
+    runner = interp.get_signature_runner()
+    sig_inputs = runner.get_input_details()
+    args = {}
+    for name, arr in feeds.items():
+        perm = layout["inputs"].get(name)
+        if perm is not None:
+            arr = np.transpose(arr, perm)
+        want = sig_inputs[name]["dtype"]
+        args[name] = np.ascontiguousarray(arr.astype(want, copy=False))
+    out = runner(**args)
+    result = {}
+    for name, arr in out.items():
+        perm = layout["outputs"].get(name)
+        if perm is not None:
+            arr = np.transpose(arr, np.argsort(perm))
+        result[name] = arr
+    return result
+
+
+def validate(onnx_model, tflite_bytes: bytes, seed: int = 0, feeds: dict | None = None,
+             rtol: float = 1e-4, min_cosine: float = 0.99999) -> ValidationReport:
+    """Compare every output; default tolerance is the float conversion's:
+    max|tflite - ort| <= rtol * max(1, max|ort|) and cosine >= min_cosine."""
+    sess = ort_session(onnx_model)
+    feeds = feeds if feeds is not None else random_inputs(sess, seed)
+    names = [o.name for o in sess.get_outputs()]
+    ref = dict(zip(names, sess.run(names, feeds)))
+    got = run_tflite(tflite_bytes, feeds)
+    report = ValidationReport(seed=seed)
+    for name in names:
+        report.outputs.append(compare_arrays(name, ref[name], got.get(name), rtol=rtol, min_cosine=min_cosine))
+    return report
