@@ -1,8 +1,64 @@
-"""Graph clean-up after layout: activation fusion, dead code, duplicate constants (placeholder)."""
+"""Graph clean-up after layout: activation fusion, duplicate constants, dead code."""
 from __future__ import annotations
 
-from onnx2tflite.converter.graph_edit import remove_dead
+import hashlib
+
+import onnx_ir as ir
+from ai_edge_litert import schema_py_generated as fb
+
+from onnx2tflite.converter.graph_edit import Editor, remove_dead
+from onnx2tflite.converter.tflite_io import OPTIONS
+from onnx2tflite.layout.sink import bypass
+
+# Activations TFLite can fuse, and the ops whose kernels (builtin and XNNPACK) apply them.
+_FUSED = {"RELU": "RELU", "RELU6": "RELU6", "RELU_N1_TO_1": "RELU_N1_TO_1"}
+_FUSES_INTO = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD", "SUB", "MUL", "DIV",
+               "AVERAGE_POOL_2D", "MAX_POOL_2D", "TRANSPOSE_CONV"}
 
 
-def optimize(graph) -> None:
-    remove_dead(graph)
+def _accepts_activation(node: ir.Node) -> bool:
+    if node.op_type not in _FUSES_INTO:
+        return False
+    if not hasattr(getattr(fb, OPTIONS[node.op_type] + "T")(), "fusedActivationFunction"):
+        return False
+    attr = node.attributes.get("fusedActivationFunction")
+    return attr is None or attr.value == "NONE"
+
+
+def fuse_activations(graph: ir.Graph, edit: Editor) -> int:
+    fused = 0
+    for node in list(graph):
+        act = _FUSED.get(node.op_type)
+        if act is None or node.graph is not graph:
+            continue
+        x = node.inputs[0]
+        producer = x.producer()
+        if producer is None or len(x.uses()) != 1 or x.is_graph_output() or not _accepts_activation(producer):
+            continue
+        if x.meta.get("quant") != node.outputs[0].meta.get("quant"):
+            continue
+        producer.attributes["fusedActivationFunction"] = ir.AttrString("fusedActivationFunction", act)
+        if bypass(node, x, graph, edit):
+            fused += 1
+    return fused
+
+
+def dedupe_constants(graph: ir.Graph) -> int:
+    """Constants with equal dtype, shape and bytes become one tensor (first one wins)."""
+    seen: dict[tuple, ir.Value] = {}
+    merged = 0
+    for name, value in list(graph.initializers.items()):
+        arr = value.const_value.numpy()
+        key = (str(arr.dtype), arr.shape, hashlib.sha1(arr.tobytes()).hexdigest(), str(value.meta.get("quant")))
+        keep = seen.setdefault(key, value)
+        if keep is not value and not value.is_graph_output():
+            value.replace_all_uses_with(keep)
+            merged += 1
+    return merged
+
+
+def optimize(graph: ir.Graph) -> dict:
+    edit = Editor(graph)
+    stats = {"fused_activations": fuse_activations(graph, edit), "deduped_constants": dedupe_constants(graph)}
+    stats["removed_nodes"] = remove_dead(graph)
+    return stats

@@ -1,6 +1,185 @@
-"""Transpose sinking (placeholder)."""
+"""Transpose sinking: one general algorithm, per-op axis rules in ``axis_rules``.
+
+Repeats to a fixed point:
+- a TRANSPOSE of a constant is folded into the constant;
+- TRANSPOSE(TRANSPOSE(x, q), p) becomes one TRANSPOSE (identity ones vanish);
+- a TRANSPOSE that only moves size-1 dimensions becomes a RESHAPE;
+- RESHAPE(RESHAPE(x)) becomes one RESHAPE, identity RESHAPEs vanish;
+- a TRANSPOSE feeding a layout-agnostic op is pushed below it (constants permuted, axes
+  remapped) when that does not add transposes on the op's other inputs.
+"""
 from __future__ import annotations
 
+import numpy as np
+import onnx_ir as ir
 
-def optimize_layout(graph) -> None:
-    return None
+from onnx2tflite.converter.graph_edit import Editor, const_of, remove_dead, transpose_perm
+from onnx2tflite.layout.axis_rules import RULES, Rewrite
+
+MAX_ROUNDS = 200
+
+
+def optimize_layout(graph: ir.Graph) -> None:
+    edit = Editor(graph)
+    for _ in range(MAX_ROUNDS):
+        changed = False
+        for node in list(graph):
+            if node.graph is not graph:
+                continue
+            if node.op_type == "TRANSPOSE":
+                changed |= _simplify_transpose(node, graph, edit)
+            elif node.op_type == "RESHAPE":
+                changed |= _simplify_reshape(node, graph, edit) or _push(node, graph, edit)
+            else:
+                changed |= _push(node, graph, edit)
+        remove_dead(graph)
+        if not changed:
+            return
+
+
+# ----------------------------------------------------------------------------- helpers
+def bypass(node: ir.Node, replacement: ir.Value, graph: ir.Graph, edit: Editor) -> bool:
+    """Remove single-output ``node``, its consumers reading ``replacement`` instead."""
+    y = node.outputs[0]
+    if y.is_graph_output():
+        if replacement.is_graph_input() or replacement.is_graph_output() or replacement.const_value is not None:
+            return False
+        name = y.name
+        y.name = edit.unique(name + "/dead")
+        replacement.name = name
+        for k, v in y.meta.items():
+            replacement.meta.setdefault(k, v)
+    y.replace_all_uses_with(replacement, replace_graph_outputs=True)
+    graph.remove(node, safe=True)
+    return True
+
+
+def _reshape_like(shape, perm) -> bool:
+    """True if transposing ``shape`` by ``perm`` only moves size-1 dimensions."""
+    moved = [p for p in perm if shape[p] != 1]
+    return moved == sorted(moved)
+
+
+def _shape(value: ir.Value) -> list[int]:
+    return [int(d) for d in value.shape]
+
+
+def _set_const_input(node: ir.Node, index: int, array: np.ndarray, edit: Editor) -> None:
+    node.replace_input_with(index, edit.const(array, node.inputs[index].name))
+
+
+# ----------------------------------------------------------------------------- transpose
+def _simplify_transpose(node: ir.Node, graph: ir.Graph, edit: Editor) -> bool:
+    perm = transpose_perm(node)
+    if perm is None:
+        return False
+    x = node.inputs[0]
+    if perm == list(range(len(perm))):
+        return bypass(node, x, graph, edit)
+    data = const_of(x)
+    if data is not None:
+        folded = edit.const(np.ascontiguousarray(np.transpose(data, perm)), node.outputs[0].name + "/folded")
+        return bypass(node, folded, graph, edit)
+    producer = x.producer()
+    inner = transpose_perm(producer) if producer is not None else None
+    if inner is not None:
+        node.replace_input_with(0, producer.inputs[0])
+        _set_const_input(node, 1, np.asarray([inner[p] for p in perm], np.int32), edit)
+        return True
+    if _reshape_like(_shape(x), perm):
+        node.op_type = "RESHAPE"
+        _set_const_input(node, 1, np.asarray(_shape(node.outputs[0]), np.int32), edit)
+        return True
+    return False
+
+
+def _simplify_reshape(node: ir.Node, graph: ir.Graph, edit: Editor) -> bool:
+    x = node.inputs[0]
+    if _shape(x) == _shape(node.outputs[0]):
+        return bypass(node, x, graph, edit)
+    producer = x.producer()
+    if producer is not None and producer.op_type == "RESHAPE":
+        node.replace_input_with(0, producer.inputs[0])
+        return True
+    data = const_of(x)
+    if data is not None:
+        folded = edit.const(data.reshape(_shape(node.outputs[0])), node.outputs[0].name + "/folded")
+        return bypass(node, folded, graph, edit)
+    return False
+
+
+# ----------------------------------------------------------------------------- push
+def _push(node: ir.Node, graph: ir.Graph, edit: Editor) -> bool:
+    rule = RULES.get(node.op_type)
+    if rule is None:
+        return False
+    data_idx = [i for i in rule.data_inputs(node) if node.inputs[i] is not None]
+    perm = None
+    for i in data_idx:
+        producer = node.inputs[i].producer()
+        p = transpose_perm(producer) if producer is not None else None
+        if p is not None:
+            perm = p
+            break
+    if perm is None:
+        return False
+    rank = len(perm)
+    inv = [int(i) for i in np.argsort(perm)]
+    sources, others, removable = {}, [], 0
+    for i in data_idx:
+        v = node.inputs[i]
+        producer = v.producer()
+        if producer is not None and transpose_perm(producer) == perm:
+            sources[i] = producer.inputs[0]
+            removable += len(v.uses()) == 1 and not v.is_graph_output()
+        elif v.const_value is not None:
+            if len(v.shape) > rank:
+                return False
+        elif len(v.shape) != rank:
+            return False
+        else:
+            others.append(i)
+    if others and len(others) >= removable:
+        return False
+    rewrite: Rewrite | None = rule.rewrite(node, perm)
+    if rewrite is None:
+        return False
+    for i in data_idx:
+        v = node.inputs[i]
+        if i in sources:
+            node.replace_input_with(i, sources[i])
+        elif v.const_value is not None:
+            arr = v.const_value.numpy()
+            arr = arr.reshape((1,) * (rank - arr.ndim) + arr.shape)
+            _set_const_input(node, i, np.ascontiguousarray(np.transpose(arr, inv)), edit)
+        else:
+            t = edit.transpose(v, inv, before=node)
+            node.replace_input_with(i, t.outputs[0])
+    for i, array in rewrite.const_inputs.items():
+        _set_const_input(node, i, array, edit)
+    for key, value in rewrite.attributes.items():
+        node.attributes[key] = ir.convenience.convert_attribute(key, value)
+    for out, q in zip(node.outputs, rewrite.out_perms):
+        _transpose_after(node, out, q, graph, edit)
+    return True
+
+
+def _transpose_after(node: ir.Node, y: ir.Value, q: list[int] | None, graph: ir.Graph, edit: Editor) -> None:
+    """``y`` now holds the result in permuted layout; restore it with TRANSPOSE(q) for its users."""
+    if q is None or q == list(range(len(q))):
+        return
+    uses = list(y.uses())
+    old = _shape(y)
+    inv = np.argsort(q)
+    y.shape = ir.Shape([old[i] for i in inv])
+    name, meta = y.name, dict(y.meta)
+    y.name = edit.unique(name + "/t")
+    t = edit.transpose(y, q, after=node)
+    out = t.outputs[0]
+    out.name = name
+    out.meta.update(meta)
+    for user, idx in uses:
+        user.replace_input_with(idx, out)
+    for i, o in enumerate(graph.outputs):
+        if o is y:
+            graph.outputs[i] = out
