@@ -16,6 +16,22 @@ CALIB_BATCH_SIZE = 4
 _NORMS = (nn.modules.batchnorm._BatchNorm, nn.LayerNorm, nn.GroupNorm)
 
 
+def seed_torch(seed: int = SEED) -> None:
+    """Seed torch's global RNG, used by the libraries' own weight initialization."""
+    torch.manual_seed(seed)
+
+
+class LogitsOnly(nn.Module):
+    """Wrap a Hugging Face model: pixel_values -> ``.logits`` only."""
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, pixel_values):
+        return self.net(pixel_values=pixel_values).logits
+
+
 def generator(seed: int = SEED) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 

@@ -47,20 +47,28 @@ def _shape(size: int) -> tuple[int, int, int, int]:
     return (1, 3, size, size)
 
 
-# --------------------------------------------------------------------- timm
-def _timm(model_name: str, size: int = 224, **kwargs) -> Callable[[Path], str]:
+def _builder(body: Callable) -> Callable[[Path], str]:
+    """Wrap body(path, prep): offline env + torchvision fix, torch RNG seeded."""
+
     def build(path: Path) -> str:
         from ._compat import prepare
 
         prepare()
-        import timm
-        import torch
-
         from . import prep
 
-        torch.manual_seed(prep.SEED)
-        model = timm.create_model(model_name, pretrained=False, **kwargs)
-        prep.seeded_eval(model, _shape(size))
+        prep.seed_torch()
+        return body(path, prep)
+
+    return build
+
+
+# --------------------------------------------------------------------- timm
+def _timm(model_name: str, size: int = 224, **kwargs) -> Callable[[Path], str]:
+    @_builder
+    def build(path: Path, prep) -> str:
+        import timm
+
+        model = prep.seeded_eval(timm.create_model(model_name, pretrained=False, **kwargs), _shape(size))
         return prep.export(model, _shape(size), path, ["input"], ["logits"])
 
     return build
@@ -68,14 +76,9 @@ def _timm(model_name: str, size: int = 224, **kwargs) -> Callable[[Path], str]:
 
 # ------------------------------------------------------------- transformers
 def _segformer(size: int = 512) -> Callable[[Path], str]:
-    def build(path: Path) -> str:
-        from ._compat import prepare
-
-        prepare()
-        import torch
+    @_builder
+    def build(path: Path, prep) -> str:
         from transformers import SegformerConfig, SegformerForSemanticSegmentation
-
-        from . import prep
 
         config = SegformerConfig(  # nvidia/mit-b0 sizes, ADE20k label count
             hidden_sizes=[32, 64, 160, 256],
@@ -85,18 +88,7 @@ def _segformer(size: int = 512) -> Callable[[Path], str]:
             decoder_hidden_size=256,
             num_labels=150,
         )
-        torch.manual_seed(prep.SEED)
-        net = SegformerForSemanticSegmentation(config)
-
-        class Logits(torch.nn.Module):
-            def __init__(self):
-                super().__init__()
-                self.net = net
-
-            def forward(self, pixel_values):
-                return self.net(pixel_values=pixel_values).logits
-
-        model = prep.seeded_eval(Logits(), _shape(size))
+        model = prep.seeded_eval(prep.LogitsOnly(SegformerForSemanticSegmentation(config)), _shape(size))
         return prep.export(model, _shape(size), path, ["pixel_values"], ["logits"])
 
     return build
@@ -104,24 +96,17 @@ def _segformer(size: int = 512) -> Callable[[Path], str]:
 
 # --------------------------------------------------------------- ultralytics
 def _yolo(cfg: str, size: int = 640) -> Callable[[Path], str]:
-    def build(path: Path) -> str:
-        from ._compat import prepare
-
-        prepare()
-        import torch
+    @_builder
+    def build(path: Path, prep) -> str:
         from ultralytics import YOLO
 
-        from . import prep
-
-        torch.manual_seed(prep.SEED)
         yolo = YOLO(cfg)  # from the yaml shipped with ultralytics, no weights
-        head = yolo.model.model[-1]
         gen = prep.generator()
-        for seq in head.cv3:  # bias_init() puts class logits near -10: re-draw
+        for seq in yolo.model.model[-1].cv3:  # bias_init() puts class logits near -10: re-draw
             prep.uniform_(seq[-1].bias, -1.0, 0.0, gen)
         prep.seeded_eval(yolo.model, _shape(size))
         cwd = os.getcwd()
-        with tempfile.TemporaryDirectory() as tmp:  # exporter writes next to cwd
+        with tempfile.TemporaryDirectory() as tmp:  # the exporter writes into cwd
             os.chdir(tmp)
             try:
                 out = yolo.export(format="onnx", opset=prep.OPSET, imgsz=size, batch=1,

@@ -7,6 +7,7 @@ Exit codes: 0 converted (and validated); 1 converted but validation is outside t
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -79,26 +80,41 @@ def main(argv: list[str] | None = None) -> int:
 
     from rich.console import Console
 
+    stream = _own_stderr()
+    try:
+        return _run(args, shapes, Console(quiet=args.quiet, highlight=False), Console(file=stream, highlight=False))
+    finally:
+        if stream is not sys.stderr:
+            stream.close()
+
+
+def _own_stderr():
+    """stderr on its own descriptor: the status line and messages keep working while LiteRT's
+    native output on descriptor 2 is captured and filtered (report.drop_native_info)."""
+    try:
+        return os.fdopen(os.dup(sys.stderr.fileno()), "w", buffering=1)
+    except (AttributeError, OSError, ValueError):  # stderr replaced by an object without a descriptor
+        return sys.stderr
+
+
+def _run(args, shapes: dict, out, err) -> int:
     from onnx2tflite import report
     from onnx2tflite.api import convert
-    from onnx2tflite.converter.atomic import write_atomic
     from onnx2tflite.errors import ConversionError
 
-    out = Console(quiet=args.quiet, highlight=False)
-    err = Console(stderr=True, highlight=False)
     problem = _check_paths(args)
     if problem:
-        err.print(f"[bold red]error:[/] {problem}", markup=True, soft_wrap=True)
+        report.print_error(err, problem)
         return EXIT_INPUT
 
     try:
-        with report.drop_native_info(args.quiet), report.progress(err, enabled=not args.quiet) as say:
+        with report.drop_native_info(), report.progress(err, enabled=not args.quiet) as say:
             result = convert(args.model, args.output, input_shapes=shapes or None, keep_nchw_io=args.keep_nchw_io,
                              validate=args.validate, seed=args.seed, progress=say)
     except ConversionError as e:
         report.print_error(err, str(e))
         if args.report_json is not None:
-            _write_json(write_atomic, args.report_json, report.error_json(args.model, e), err)
+            _write_json(args.report_json, report.error_json(args.model, e), err)
         return EXIT_INPUT
     except OSError as e:  # e.g. the output directory is not writable
         report.print_error(err, f"{e.filename or args.output}: {e.strerror or e}")
@@ -107,7 +123,9 @@ def main(argv: list[str] | None = None) -> int:
         err.print("interrupted; nothing was written")
         return 130
     except Exception:
-        err.print_exception(show_locals=False)
+        import traceback
+
+        traceback.print_exc()
         report.print_error(err, f"internal error while converting {args.model}; this is a bug in onnx2tflite, "
                                 "please report it with the traceback above.")
         return EXIT_INTERNAL
@@ -118,20 +136,24 @@ def main(argv: list[str] | None = None) -> int:
     code = EXIT_OK if result.ok else EXIT_VALIDATION
     if code == EXIT_VALIDATION:
         report.print_failures(err, result.validation, result.output_path)
-    if args.report_json is not None and not _write_json(write_atomic, args.report_json,
+    if args.report_json is not None and not _write_json(args.report_json,
                                                         report.result_json(args.model, result), err):
         return EXIT_INPUT
     return code
 
 
-def _write_json(write_atomic, path: Path, payload: dict, err) -> bool:
+def _write_json(path: Path, payload: dict, err) -> bool:
     import json
+
+    from onnx2tflite.converter.atomic import write_atomic
 
     try:
         write_atomic(path, (json.dumps(payload, indent=2, allow_nan=False) + "\n").encode())
         return True
     except OSError as e:
-        err.print(f"error: --report-json {path}: {e.strerror or e}", markup=False)
+        from onnx2tflite.report import print_error
+
+        print_error(err, f"--report-json {path}: {e.strerror or e}")
         return False
 
 

@@ -23,17 +23,14 @@ def progress(console: Console, enabled: bool = True):
     if not (enabled and console.is_terminal):
         yield lambda msg: None
         return
-    with console.status("starting") as status:
+    with console.status("loading onnx2tflite") as status:
         yield lambda msg: status.update(f"{msg} ...")
 
 
 @contextmanager
-def drop_native_info(enabled: bool = True):
-    """Capture file descriptor 2 and replay it without LiteRT's "INFO: ..." lines
-    (e.g. "INFO: Created TensorFlow Lite XNNPACK delegate"), which C++ prints unasked."""
-    if not enabled:
-        yield
-        return
+def drop_native_info():
+    """Capture file descriptor 2 and replay it afterwards without LiteRT's "INFO: ..." lines
+    (e.g. "INFO: Created TensorFlow Lite XNNPACK delegate"), which its C++ prints unasked."""
     import os
     import sys
     import tempfile
@@ -49,10 +46,9 @@ def drop_native_info(enabled: bool = True):
             os.dup2(saved, 2)
             os.close(saved)
             tmp.seek(0)
-            kept = [ln for ln in tmp.read().splitlines(keepends=True) if not ln.startswith(b"INFO: ")]
+            kept = b"".join(ln for ln in tmp.read().splitlines(keepends=True) if not ln.startswith(b"INFO: "))
             if kept:
-                sys.stderr.buffer.write(b"".join(kept))
-                sys.stderr.flush()
+                os.write(2, kept)
 
 
 def print_error(console: Console, message: str) -> None:

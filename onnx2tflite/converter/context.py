@@ -56,6 +56,11 @@ class Context:
         self._names.add(name)
         return name
 
+    def rename(self, value: ir.Value, name: str) -> None:
+        """Give ``value`` the exact name ``name`` (an ONNX tensor name), freeing its old one."""
+        self._names.discard(value.name)
+        value.name = self.unique_name(name)
+
     def _hint(self, what: str) -> str:
         base = self.node.name if self.node is not None and self.node.name else "tfl"
         return f"{base}/{what}"

@@ -60,7 +60,6 @@ def lower(model: ir.Model, label: str) -> ir.Graph:
         if id(v) not in vmap:
             if v.const_value is None:
                 return None
-            ctx.node = None
             vmap[id(v)] = ctx.const(v.const_value.numpy(), name=v.name)
         return vmap[id(v)]
 
@@ -80,19 +79,21 @@ def lower(model: ir.Model, label: str) -> ir.Graph:
             if new is None:
                 continue
             if new.producer() is not None and new.producer().graph is graph and "onnx_name" not in new.meta:
-                new.name = ctx.unique_name(onnx_out.name)
+                ctx.rename(new, onnx_out.name)
                 new.meta["onnx_name"] = onnx_out.name
             vmap[id(onnx_out)] = new
     if failed:
         raise UnsupportedModelError(label, failed)
 
+    ctx.node = None
     for v in src.outputs:
         out = value_of(v)
         if out.producer() is None or out.is_graph_output() or out.meta.get("onnx_name") != v.name:
-            ctx.node = None
+            if out.name == v.name:  # a constant or input holding the name: give the name to the new op
+                out.name = ctx.unique_name(v.name + "/src")
             shape = list(out.shape)
             out = ctx.emit("RESHAPE", [out, ctx.i32(shape)], shape=shape)  # an op that owns the output name
-            out.name = ctx.unique_name(v.name)
+            ctx.rename(out, v.name)
             out.meta["onnx_name"] = v.name
         graph.outputs.append(out)
     return graph

@@ -9,5 +9,9 @@ from __future__ import annotations
 import onnx_ir as ir
 
 
+# Float kernels first registered after version 1.
+_MIN_FLOAT_VERSION = {"BROADCAST_TO": 2}
+
+
 def version_for(node: ir.Node) -> int:
-    return int(node.meta.get("version", 1))
+    return int(node.meta.get("version", _MIN_FLOAT_VERSION.get(node.op_type, 1)))

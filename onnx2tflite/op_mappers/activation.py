@@ -1,9 +1,158 @@
 """Activations: one function per ONNX op."""
 from __future__ import annotations
 
+import numpy as np
+import onnx_ir as ir
+
+from onnx2tflite.converter.context import static_shape
+from onnx2tflite.errors import Unsupported
+from onnx2tflite.op_mappers.elementwise import align, binary, require_float, scalar, select
+from onnx2tflite.op_mappers.reduce import reduce
 from onnx2tflite.op_mappers.registry import mapper
 
 
 @mapper("Relu", since=1)
 def relu(ctx, x):
     return ctx.RELU(x)
+
+
+@mapper("LeakyRelu", since=6)
+def leaky_relu(ctx, x, *, alpha=0.01):
+    return ctx.LEAKY_RELU(x, alpha=float(alpha))
+
+
+@mapper("PRelu", since=7)
+def prelu(ctx, x, slope):
+    rank = len(static_shape(x))
+    if rank <= 4:  # the TFLite PRELU kernel broadcasts up to 4-D
+        return ctx.PRELU(x, align(ctx, slope, rank), shape=static_shape(x))
+    neg = binary(ctx, "MUL", slope, ctx.MINIMUM(x, scalar(ctx, 0, x)))
+    return binary(ctx, "ADD", ctx.RELU(x), neg)
+
+
+@mapper("Sigmoid", since=6)
+def sigmoid(ctx, x):
+    return ctx.LOGISTIC(x)
+
+
+@mapper("Tanh", since=6)
+def tanh(ctx, x):
+    return ctx.TANH(x)
+
+
+@mapper("HardSigmoid", since=6)
+def hard_sigmoid(ctx, x, *, alpha=0.2, beta=0.5):
+    """max(0, min(1, alpha*x + beta))."""
+    if abs(alpha * 6 - 1) < 1e-6:  # torch's hardsigmoid: relu6(x + beta/alpha) / 6
+        y = ctx.ADD(x, scalar(ctx, beta / alpha, x), fusedActivationFunction="RELU6")
+        return ctx.MUL(y, scalar(ctx, alpha, x))
+    y = ctx.ADD(ctx.MUL(x, scalar(ctx, alpha, x)), scalar(ctx, beta, x))
+    return ctx.MINIMUM(ctx.MAXIMUM(y, scalar(ctx, 0, x)), scalar(ctx, 1, x))
+
+
+@mapper("HardSwish", since=14)
+def hard_swish(ctx, x):
+    return ctx.HARD_SWISH(x)
+
+
+def _exp_linear(ctx, x, alpha: float, gamma: float = 1.0, inner: float = 1.0) -> ir.Value:
+    """gamma * (max(x, 0) + alpha * (exp(inner * min(x, 0)) - 1)), from TFLite's ELU kernel."""
+    if alpha == 1 and gamma == 1 and inner == 1:
+        return ctx.ELU(x)
+    neg = ctx.MINIMUM(x, scalar(ctx, 0, x))
+    if inner != 1:
+        neg = ctx.MUL(neg, scalar(ctx, inner, x))
+    neg = ctx.MUL(ctx.ELU(neg), scalar(ctx, alpha * gamma, x))
+    pos = ctx.RELU(x)
+    if gamma != 1:
+        pos = ctx.MUL(pos, scalar(ctx, gamma, x))
+    return ctx.ADD(pos, neg)
+
+
+@mapper("Elu", since=6)
+def elu(ctx, x, *, alpha=1.0):
+    return _exp_linear(ctx, x, alpha)
+
+
+@mapper("Selu", since=6)
+def selu(ctx, x, *, alpha=1.67326319217681884765625, gamma=1.05070102214813232421875):
+    return _exp_linear(ctx, x, alpha, gamma)
+
+
+@mapper("Celu", since=12)
+def celu(ctx, x, *, alpha=1.0):
+    if alpha == 0:
+        raise Unsupported("Celu with alpha=0 (divides by alpha)")
+    return _exp_linear(ctx, x, alpha, inner=1.0 / alpha)
+
+
+@mapper("ThresholdedRelu", since=10)
+def thresholded_relu(ctx, x, *, alpha=1.0):
+    keep = ctx.GREATER(x, scalar(ctx, alpha, x), dtype=ir.DataType.BOOL)
+    return select(ctx, keep, x, scalar(ctx, 0, x))
+
+
+def _softplus(ctx, x) -> ir.Value:
+    """log(1 + exp(x)) = relu(x) + log(1 + exp(-|x|)): no overflow for large x."""
+    t = ctx.EXP(ctx.NEG(ctx.ABS(x)))
+    return ctx.ADD(ctx.RELU(x), ctx.LOG(ctx.ADD(t, scalar(ctx, 1, x))))
+
+
+@mapper("Softplus", since=1)
+def softplus(ctx, x):
+    require_float(x, "Softplus")
+    return _softplus(ctx, x)
+
+
+@mapper("Softsign", since=1)
+def softsign(ctx, x):
+    require_float(x, "Softsign")
+    return ctx.DIV(x, ctx.ADD(ctx.ABS(x), scalar(ctx, 1, x)))
+
+
+@mapper("Mish", since=18)
+def mish(ctx, x):
+    return ctx.MUL(x, ctx.TANH(_softplus(ctx, x)))
+
+
+@mapper("Gelu", since=20)
+def gelu(ctx, x, *, approximate="none"):
+    if approximate not in ("none", "tanh"):
+        raise Unsupported(f"Gelu approximate='{approximate}'")
+    return ctx.GELU(x, approximate=approximate == "tanh")
+
+
+# --------------------------------------------------------------------------- softmax
+def _softmax_axes(ctx, x, axis: int) -> list[int]:
+    """The normalized axes: ``[axis]`` from opset 13; before it the input is coerced to 2-D
+    [prod(shape[:axis]), prod(shape[axis:])], i.e. normalized over all of ``axis..rank-1``."""
+    require_float(x, "softmax")
+    rank = len(static_shape(x))
+    if rank == 0 or not -rank <= axis < rank:
+        raise Unsupported(f"axis={axis} out of range for rank {rank}")
+    axis %= rank
+    return [axis] if ctx.opset >= 13 else list(range(axis, rank))
+
+
+def _default_axis(ctx, axis):
+    return (1 if ctx.opset < 13 else -1) if axis is None else axis
+
+
+@mapper("Softmax", since=1)
+def softmax(ctx, x, *, axis=None):
+    """SOFTMAX normalizes the last axis: flatten trailing axes / transpose the axis last."""
+    axis, *trailing = _softmax_axes(ctx, x, _default_axis(ctx, axis))
+    shape = static_shape(x)
+    flat = ctx.reshape(x, [*shape[:axis], int(np.prod(shape[axis:]))]) if trailing else x
+    perm = [i for i in range(len(static_shape(flat))) if i != axis] + [axis]
+    t = ctx.transpose(flat, perm)
+    y = ctx.SOFTMAX(t, shape=static_shape(t), beta=1.0)
+    return ctx.reshape(ctx.transpose(y, np.argsort(perm)), shape)
+
+
+@mapper("LogSoftmax", since=1)
+def log_softmax(ctx, x, *, axis=None):
+    """(x - max) - log(sum(exp(x - max))): XNNPACK runs these ops, not LOG_SOFTMAX."""
+    axes = _softmax_axes(ctx, x, _default_axis(ctx, axis))
+    d = ctx.SUB(x, reduce(ctx, "REDUCE_MAX", x, axes, True))
+    return ctx.SUB(d, ctx.LOG(reduce(ctx, "SUM", ctx.EXP(d), axes, True)))

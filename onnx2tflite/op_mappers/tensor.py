@@ -16,11 +16,48 @@ def strided_slice(ctx, x, begin, end, stride):
     -1 on a negative-stride axis ("through index 0"): that axis gets its end-mask bit."""
     shape = static_shape(x)
     out = [len(range(b, e, s)) for b, e, s in zip(begin, end, stride)]
+    stride = [1 if n == 1 else s for n, s in zip(out, stride)]
+    end = [b + 1 if n == 1 else e for b, n, e in zip(begin, out, end)]
     if list(begin) == [0] * len(shape) and list(out) == list(shape) and all(s == 1 for s in stride):
         return x
+    if x.dtype.is_floating_point() and any(s > 1 for s in stride):
+        found = _strides_as_reshapes(ctx, x, begin, end, out, stride)
+        if found is not None:
+            return found
     end_mask = sum(1 << i for i, e in enumerate(end) if e < 0)
     return ctx.STRIDED_SLICE(x, ctx.i32(begin), ctx.i32([max(e, 0) for e in end]), ctx.i32(stride),
                              shape=out, endMask=end_mask)
+
+
+MAX_XNNPACK_RANK = 6
+
+
+def _strides_as_reshapes(ctx, x, begin, end, out, stride):
+    """Positive strides s > 1 without a strided kernel (XNNPACK only slices with stride 1):
+    take n*s contiguous elements, reshape the axis to (n, s), keep one column."""
+    shape = static_shape(x)
+    split = [i for i, s in enumerate(stride) if s > 1 and out[i] * s <= shape[i]]
+    if not split or len(shape) + len(split) > MAX_XNNPACK_RANK:
+        return None
+    b1, e1, s1, b2, e2, wide = [], [], [], [], [], []
+    for i, (d, b, e, n, s) in enumerate(zip(shape, begin, end, out, stride)):
+        if i in split:
+            col = max(0, b + n * s - d)  # shift the window left so it stays inside the axis
+            b1 += [b - col]
+            e1 += [b - col + n * s]
+            s1 += [1]
+            b2 += [0, col]
+            e2 += [n, col + 1]
+            wide += [n, s]
+        else:
+            b1 += [b]
+            e1 += [e]
+            s1 += [s]
+            b2 += [0]
+            e2 += [n]
+            wide += [n]
+    y = ctx.reshape(strided_slice(ctx, x, b1, e1, s1), wide)
+    return ctx.reshape(strided_slice(ctx, y, b2, e2, [1] * len(wide)), out)
 
 
 def slice_axis(ctx, x, axis, begin, end, stride=1):
@@ -30,13 +67,35 @@ def slice_axis(ctx, x, axis, begin, end, stride=1):
     return strided_slice(ctx, x, b, e, s)
 
 
+XNNPACK_MAX_CONCAT_INPUTS = 5  # the delegate rejects CONCATENATION with more inputs
+
+
 def concat(ctx, xs, axis):
+    """CONCATENATION along ``axis``; more than 5 inputs become a tree of concatenations."""
     xs = [x for x in xs if static_shape(x)[axis] > 0] or xs[:1]
+    while len(xs) > XNNPACK_MAX_CONCAT_INPUTS:
+        k = XNNPACK_MAX_CONCAT_INPUTS
+        xs = [concat(ctx, xs[i:i + k], axis) for i in range(0, len(xs), k)]
     if len(xs) == 1:
         return xs[0]
     shape = list(static_shape(xs[0]))
     shape[axis] = sum(static_shape(x)[axis] for x in xs)
     return ctx.CONCATENATION(*xs, shape=shape, axis=axis, fusedActivationFunction="NONE")
+
+
+def broadcast(ctx, x, out):
+    """Broadcast ``x`` to shape ``out``. Floats: MUL by a ones constant holding only the
+    broadcast dimensions (exact, and XNNPACK runs it; it has no BROADCAST_TO)."""
+    in_shape = static_shape(x)
+    out = [int(d) for d in out]
+    if list(in_shape) == out:
+        return x
+    if x.dtype.is_floating_point():
+        aligned = [1] * (len(out) - len(in_shape)) + list(in_shape)
+        ones = np.ones([o if d != o else 1 for d, o in zip(aligned, out)], dtype=x.dtype.numpy())
+        return ctx.MUL(x, ctx.const(ones), shape=out, fusedActivationFunction="NONE")
+    y = ctx.BROADCAST_TO(x, ctx.i32(out), shape=out)
+    return y
 
 
 def _index_array(indices: np.ndarray, dims) -> np.ndarray:
@@ -81,8 +140,8 @@ def concat_op(ctx, *xs, axis=1):
 def _split(ctx, x, axis, sizes=None, num_outputs=None):
     shape = static_shape(x)
     axis = norm_axis(axis, len(shape))
-    n = len(ctx.node.outputs)
     dim = shape[axis]
+    n = len(sizes) if sizes is not None else num_outputs or len(ctx.node.outputs)
     if sizes is None:
         chunk = -(-dim // n) if num_outputs is not None else dim // n
         sizes = [chunk] * (n - 1) + [dim - chunk * (n - 1)]
@@ -92,13 +151,16 @@ def _split(ctx, x, axis, sizes=None, num_outputs=None):
         return [x]
     shapes = [[s if i == axis else d for i, d in enumerate(shape)] for s in sizes]
     if len(set(sizes)) == 1:
-        return ctx.SPLIT(ctx.i32(axis), x, num_outputs=n, shapes=shapes, numSplits=n)
+        return ctx.SPLIT(ctx.i32(axis), x, num_outputs=n, shapes=shapes, dtype=x.dtype, numSplits=n)
+    if x.dtype.is_floating_point():  # XNNPACK has no SPLIT_V: one slice per output
+        offsets = np.cumsum([0, *sizes]).tolist()
+        return [slice_axis(ctx, x, axis, b, e) for b, e in zip(offsets, offsets[1:])]
     return ctx.SPLIT_V(x, ctx.i32(sizes), ctx.i32(axis), num_outputs=n, shapes=shapes, numSplits=n)
 
 
 @mapper("Split", since=1)
-def split_1(ctx, x, split=None, *, axis=0):
-    return _split(ctx, x, axis, const_ints(split, "split"))
+def split_1(ctx, x, split_input=None, *, axis=0, split=None):
+    return _split(ctx, x, axis, split if split is not None else const_ints(split_input, "split"))
 
 
 @mapper("Split", since=2)
@@ -253,7 +315,7 @@ def _pad_axis_by_concat(ctx, x, axis, before, after, mode):
             piece = slice_axis(ctx, x, axis, 0 if lo else dim - 1, 1 if lo else dim)
             target = list(static_shape(piece))
             target[axis] = count
-            piece = ctx.BROADCAST_TO(piece, ctx.i32(target), shape=target) if count > 1 else piece
+            piece = broadcast(ctx, piece, target)
         else:
             if count > dim:
                 raise Unsupported(f"wrap pad {count} is larger than dimension {dim}")
@@ -284,12 +346,13 @@ def expand(ctx, x, shape):
     dims = const_ints(shape, "shape")
     in_shape = static_shape(x)
     try:
-        out = list(np.broadcast_shapes(in_shape, tuple(dims)))
+        out = np.broadcast_shapes(in_shape, tuple(dims))
     except ValueError:
         raise Unsupported(f"shape {dims} does not broadcast with the input's {list(in_shape)}") from None
-    if out == list(in_shape):
-        return x
-    return ctx.BROADCAST_TO(x, ctx.i32(out), shape=out)
+    return broadcast(ctx, x, out)
+
+
+MAX_BROADCAST_RANK = 6
 
 
 @mapper("Tile", since=6)
@@ -298,6 +361,12 @@ def tile(ctx, x, repeats):
     in_shape = static_shape(x)
     if len(reps) != len(in_shape) or min(reps, default=1) < 0:
         raise Unsupported(f"repeats {reps} for an input of rank {len(in_shape)}")
+    out = [d * r for d, r in zip(in_shape, reps)]
     if all(r == 1 for r in reps):
         return x
-    return ctx.TILE(x, ctx.i32(reps), shape=[d * r for d, r in zip(in_shape, reps)])
+    # Tile as broadcast: a new axis of size r before each repeated axis of size > 1.
+    split = [[1, d] if r > 1 and d > 1 else [d] for d, r in zip(in_shape, reps)]
+    if not x.dtype.is_floating_point() or sum(map(len, split)) > MAX_BROADCAST_RANK:
+        return ctx.TILE(x, ctx.i32(reps), shape=out)
+    target = [dim for d, r in zip(in_shape, reps) for dim in ([r, d] if r > 1 and d > 1 else [d * r])]
+    return ctx.reshape(broadcast(ctx, ctx.reshape(x, [d for ds in split for d in ds]), target), out)

@@ -1,0 +1,126 @@
+"""MaxPool, AveragePool (1-D via a unit H axis, 2-D), GlobalAveragePool, GlobalMaxPool."""
+from __future__ import annotations
+
+import numpy as np
+
+from onnx2tflite.converter.context import static_shape
+from onnx2tflite.errors import Unsupported
+from onnx2tflite.op_mappers.padding import (WindowPlan, apply_explicit_pad, check_out_shape, to_4d, window_attrs,
+                                            window_plan)
+from onnx2tflite.op_mappers.registry import mapper
+
+
+def _plan(ctx, x, op, kernel_shape, strides, dilations, pads, auto_pad, ceil_mode):
+    if kernel_shape is None:
+        raise Unsupported(f"{op} without kernel_shape")
+    xs = static_shape(x)
+    win = window_attrs(len(xs), kernel_shape, strides, dilations, pads, op)
+    if win.dilations != [1, 1]:
+        raise Unsupported(f"{op} dilations={list(dilations)}: only 1 is supported")
+    x4 = to_4d(ctx, x)
+    n, c, h, w = static_shape(x4)
+    plan = window_plan([h, w], win, auto_pad, ceil_mode)
+    final_shape = [n, c, *plan.out] if len(xs) == 4 else [n, c, plan.out[1]]
+    check_out_shape(ctx, final_shape)
+    return win, x4, plan, final_shape
+
+
+def _pool(ctx, op: str, x_nhwc, win, plan: WindowPlan, scale: np.ndarray | None = None):
+    """TFLite pool on an NHWC tensor; ``scale`` ([oh, ow]) multiplies the result."""
+    n, c = static_shape(x_nhwc)[0], static_shape(x_nhwc)[3]
+    shape = [n, *plan.out, c]
+    y = ctx.emit(op, [x_nhwc], shape=shape, padding=plan.padding, strideH=win.strides[0], strideW=win.strides[1],
+                 filterHeight=win.kernel[0], filterWidth=win.kernel[1], fusedActivationFunction="NONE")
+    if scale is not None:
+        y = ctx.MUL(y, ctx.const(scale.reshape(1, *plan.out, 1).astype(np.float32)))
+    return y
+
+
+def _replicate_pad_nhwc(ctx, x, plan: WindowPlan):
+    """Pad H and W by repeating the border pixels. Exact for max pooling: a window that reads a
+    padded pixel also reads the border pixel it copies (onnxruntime needs pads < kernel)."""
+    for axis, (b, e) in zip((1, 2), zip(plan.begin, plan.end)):
+        shape = list(static_shape(x))
+        parts = []
+        for count, start in ((b, 0), (0, None), (e, shape[axis] - 1)):
+            if start is None:
+                parts.append(x)
+                continue
+            if count == 0:
+                continue
+            begin = [0, 0, 0, 0]
+            begin[axis] = start
+            size = list(shape)
+            size[axis] = 1
+            edge = ctx.SLICE(x, ctx.i32(begin), ctx.i32(size), shape=size)
+            if count > 1:
+                reps = [1, 1, 1, 1]
+                reps[axis] = count
+                size[axis] = count
+                edge = ctx.MUL(edge, ctx.const(np.ones(reps, x.dtype.numpy())), shape=size)  # broadcast copy
+            parts.append(edge)
+        if len(parts) > 1:
+            shape[axis] += b + e
+            x = ctx.CONCATENATION(*parts, shape=shape, axis=axis, fusedActivationFunction="NONE")
+    return x
+
+
+@mapper("MaxPool", since=1)
+def max_pool(ctx, x, *, auto_pad="NOTSET", ceil_mode=0, dilations=None, kernel_shape=None, pads=None,
+             storage_order=0, strides=None):
+    if ctx.node is not None and len(ctx.node.outputs) > 1:
+        indices = ctx.node.outputs[1]
+        if indices.name and (indices.uses() or indices.is_graph_output()):
+            raise Unsupported("MaxPool Indices output (second output) is not supported")
+    win, x4, plan, final_shape = _plan(ctx, x, "MaxPool", kernel_shape, strides, dilations, pads, auto_pad, ceil_mode)
+    if any(max(b, e) >= k for b, e, k in zip(plan.begin, plan.declared_end, win.kernel)):
+        raise Unsupported(f"MaxPool pads={list(pads)} not smaller than kernel_shape={list(kernel_shape)}")
+    xt = ctx.to_channels_last(x4)
+    if plan.explicit:
+        xt = _replicate_pad_nhwc(ctx, xt, plan)
+    y = ctx.to_channels_first(_pool(ctx, "MAX_POOL_2D", xt, win, plan))
+    return ctx.reshape(y, final_shape)
+
+
+def _window_counts(k: int, s: int, begin: int, out: int, low: int, high: int) -> np.ndarray:
+    """Per output position, how many window taps fall in [low, high)."""
+    starts = np.arange(out) * s - begin
+    return np.minimum(starts + k, high) - np.maximum(starts, low)
+
+
+@mapper("AveragePool", since=1)
+def average_pool(ctx, x, *, auto_pad="NOTSET", ceil_mode=0, count_include_pad=0, dilations=None, kernel_shape=None,
+                 pads=None, strides=None):
+    win, x4, plan, final_shape = _plan(ctx, x, "AveragePool", kernel_shape, strides, dilations, pads, auto_pad,
+                                       ceil_mode)
+    sizes = static_shape(x4)[2:]
+    # onnxruntime divides by the taps inside the input, plus (count_include_pad) those in the
+    # declared padding; TFLite SAME by the taps inside its input, VALID by the kernel size.
+    ort, tfl = [], []
+    for i in range(2):
+        k, s, b, o = win.kernel[i], win.strides[i], plan.begin[i], plan.out[i]
+        inside = _window_counts(k, s, b, o, 0, sizes[i])
+        ort.append(_window_counts(k, s, b, o, -b, sizes[i] + plan.declared_end[i]) if count_include_pad else inside)
+        tfl.append(inside if plan.padding == "SAME" else np.full(o, k))
+    ratio = np.outer(tfl[0], tfl[1]) / np.outer(ort[0], ort[1])
+    xt = ctx.to_channels_last(apply_explicit_pad(ctx, x4, plan))
+    y = _pool(ctx, "AVERAGE_POOL_2D", xt, win, plan, None if np.all(ratio == 1) else ratio)
+    return ctx.reshape(ctx.to_channels_first(y), final_shape)
+
+
+def _global(ctx, op: str, x):
+    shape = static_shape(x)
+    if len(shape) < 3:
+        raise Unsupported(f"global pooling of a rank-{len(shape)} input")
+    axes = list(range(2, len(shape)))
+    return ctx.emit(op, [x, ctx.i32(axes)], shape=[*shape[:2]] + [1] * len(axes), keepDims=True)
+
+
+@mapper("GlobalAveragePool", since=1)
+def global_average_pool(ctx, x):
+    return _global(ctx, "MEAN", x)
+
+
+@mapper("GlobalMaxPool", since=1)
+def global_max_pool(ctx, x):
+    return _global(ctx, "REDUCE_MAX", x)
