@@ -39,7 +39,7 @@ def check_sensitivity(recipe: Recipe, path: Path | None = None) -> list[float]:
     xa, xb = (np.random.default_rng(s).random(recipe.input_shape, dtype=np.float32) for s in (1, 2))
     outs_a, outs_b = _ort_run(path, xa), _ort_run(path, xb)
     rel = []
-    for i, (a, b) in enumerate(zip(outs_a, outs_b)):
+    for i, (a, b) in enumerate(zip(outs_a, outs_b, strict=True)):
         where = f"{recipe.name} output {i} {a.shape}"
         if not (np.isfinite(a).all() and np.isfinite(b).all()):
             raise ZooBuildError(f"{where}: non-finite values")

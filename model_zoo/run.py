@@ -56,10 +56,6 @@ class Row:
     reasons: list[str] = field(default_factory=list)
     outputs: list[dict] = field(default_factory=list)
 
-    @property
-    def passed(self) -> bool:
-        return self.status == "PASS"
-
 
 def evaluate(recipe: Recipe, keep: bool = False) -> Row:
     """Build (cached), convert, and judge one model. Never raises for model failures."""
@@ -122,7 +118,9 @@ _COLS = [  # attribute, header, width, format
 
 def format_table(rows: list[Row]) -> str:
     def line(cells) -> str:
-        return " ".join(f"{c:<{w}}" if i == 0 else f"{c:>{w}}" for i, (c, (_, _, w, _)) in enumerate(zip(cells, _COLS)))
+        widths = [w for _, _, w, _ in _COLS]
+        padded = [f"{c:<{w}}" if i == 0 else f"{c:>{w}}" for i, (c, w) in enumerate(zip(cells, widths, strict=True))]
+        return " ".join(padded)
 
     out = [line(h for _, h, _, _ in _COLS)]
     out.append("-" * len(out[0]))

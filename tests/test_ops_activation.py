@@ -1,6 +1,7 @@
 """Activations and (Log)Softmax vs onnxruntime."""
 import numpy as np
 import pytest
+from onnx import helper
 
 from onnx2tflite import UnsupportedModelError, convert
 from op_harness import check, single_node
@@ -81,7 +82,7 @@ def test_softmax_channel_axis_nhwc_boundary():
 
 def test_softmax_axis_out_of_range_unsupported():
     model = single_node("Softmax", X4, Y4, opset=13)
-    model.graph.node[0].attribute.append(__import__("onnx").helper.make_attribute("axis", 4))
+    model.graph.node[0].attribute.append(helper.make_attribute("axis", 4))
     model.graph.node[0].name = "bad_softmax"
     with pytest.raises(UnsupportedModelError, match="bad_softmax.*axis=4"):
         convert(model, validate=False)
@@ -92,3 +93,14 @@ def test_log_softmax_large_inputs(opset, axis):
     # exp(x) overflows float32 here; the max-shifted decomposition must not
     model = single_node("LogSoftmax", {"x": ([2, 3, 4], F32)}, {"y": ([2, 3, 4], F32)}, opset=opset, axis=axis)
     check(model, feeds={"x": RNG.uniform(80, 120, (2, 3, 4)).astype(F32)})
+
+
+@pytest.mark.parametrize("op,attrs,ops", [
+    ("HardSigmoid", {"alpha": 1 / 6, "beta": 0.5}, {"ADD": 1, "MUL": 1}),  # relu6(x + 3) / 6, RELU6 fused in ADD
+    ("Softmax", {"axis": -1}, {"SOFTMAX": 1}),
+    ("LogSoftmax", {"axis": -1}, {"REDUCE_MAX": 1, "SUB": 2, "EXP": 1, "SUM": 1, "LOG": 1}),  # not LOG_SOFTMAX
+    ("Elu", {}, {"ELU": 1}),
+])
+def test_lowering_choice(op, attrs, ops):
+    model = single_node(op, {"x": ([2, 8], F32)}, {"y": ([2, 8], F32)}, opset=13, **attrs)
+    assert check(model, feeds=_feeds((2, 8))).summary["op_counts"] == ops

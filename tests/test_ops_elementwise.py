@@ -113,8 +113,9 @@ def test_round_half_to_even():
 
 
 @pytest.mark.parametrize("op", ["Abs", "Neg", "Sign"])
-def test_unary_int(op):
-    model = single_node(op, {"x": ([2, 6], np.int32)}, {"y": ([2, 6], np.int32)}, opset=13)
+@pytest.mark.parametrize("dtype", [np.int32, np.int64])
+def test_unary_int(op, dtype):
+    model = single_node(op, {"x": ([2, 6], dtype)}, {"y": ([2, 6], dtype)}, opset=13)
     check(model)
 
 
@@ -128,7 +129,7 @@ def test_erf_unsupported_names_node():
 @pytest.mark.parametrize("opset", [7, 10, 12, 13])
 def test_dropout_is_identity(opset):
     outs = {"y": ([1, 3, 4, 4], F32)}
-    if opset >= 12:
+    if opset >= 12:  # onnxruntime's mask for opsets 7-11 is all zeros, the ONNX spec's all ones
         outs["mask"] = ([1, 3, 4, 4], np.bool_)
     model = single_node("Dropout", {"x": ([1, 3, 4, 4], F32)}, outs, opset=opset)
     check(model)
@@ -204,18 +205,38 @@ def test_cast_saturate_attribute_form(opset):
 @pytest.mark.parametrize("dtype", [np.int32, np.int64])
 @pytest.mark.parametrize("fmod", [0, 1])
 def test_mod_integer(dtype, fmod):
-    a = np.array([[7, -7, 7, -7, 0, 9, -9, 4]], dtype)
-    b = np.array([3, 3, -3, -3, 5, 4, 4, -2], dtype)
-    model = single_node("Mod", {"a": ([1, 8], dtype), "b": ([8], dtype)}, {"y": ([1, 8], dtype)}, opset=13,
+    big = min(np.iinfo(dtype).max // 3, 2 ** 40)  # r * a overflows; onnxruntime's int64 fmod is exact below 2**53
+    a = np.array([[7, -7, 7, -7, 0, 9, -9, 4, big, -big]], dtype)
+    b = np.array([3, 3, -3, -3, 5, 4, 4, -2, -(big // 2 + 7), big // 2 + 7], dtype)
+    model = single_node("Mod", {"a": ([1, 10], dtype), "b": ([10], dtype)}, {"y": ([1, 10], dtype)}, opset=13,
                         fmod=fmod)
     check(model, feeds={"a": a, "b": b})
 
 
 def test_mod_float_fmod():
-    a = np.array([[5.5, -5.5, 5.5, -5.5, 0.0, 3.0, -0.25, 7.75]], F32)
-    b = np.array([2.0, 2.0, -2.0, -2.0, 1.5, 1.5, 0.5, -2.5], F32)
-    model = single_node("Mod", {"a": ([1, 8], F32), "b": ([8], F32)}, {"y": ([1, 8], F32)}, opset=13, fmod=1)
+    a = np.array([[5.5, -5.5, 5.5, -5.5, 0.0, 3.0, -0.25, 7.75, 1e-30, -3e38]], F32)
+    b = np.array([2.0, 2.0, -2.0, -2.0, 1.5, 1.5, 0.5, -2.5, -1e-29, 7.0], F32)
+    model = single_node("Mod", {"a": ([1, 10], F32), "b": ([10], F32)}, {"y": ([1, 10], F32)}, opset=13, fmod=1)
     check(model, feeds={"a": a, "b": b})
     model = single_node("Mod", {"a": ([2, 3, 4], F32)}, {"y": ([2, 3, 4], F32)}, {"b": np.array(0.7, F32)},
                         opset=13, fmod=1)
     check(model)
+
+
+@pytest.mark.parametrize("attrs,inits,ops", [
+    ({"min": 0.0, "max": 6.0}, {}, {"RELU6": 1}),
+    ({"min": -1.0, "max": 1.0}, {}, {"RELU_N1_TO_1": 1}),
+    ({"min": 0.0, "max": 1.0}, {}, {"MAXIMUM": 1, "MINIMUM": 1}),  # never RELU_0_TO_1 (no XNNPACK kernel)
+    ({"min": 0.0}, {}, {"RELU": 1}),
+])
+def test_clip_lowering_choice(attrs, inits, ops):
+    model = single_node("Clip", {"x": ([2, 8], F32)}, {"y": ([2, 8], F32)}, opset=6, **attrs)
+    assert check(model, feeds={"x": RNG.uniform(-8, 8, (2, 8)).astype(F32)}).summary["op_counts"] == ops
+
+
+@pytest.mark.parametrize("exponent,ops", [(2.0, {"MUL": 1}), (0.5, {"SQRT": 1}), (-0.5, {"RSQRT": 1}),
+                                          (3.0, {"MUL": 2}), (1.7, {"POW": 1})])
+def test_pow_lowering_choice(exponent, ops):
+    model = single_node("Pow", {"x": ([2, 8], F32)}, {"y": ([2, 8], F32)}, {"e": np.array(exponent, F32)})
+    result = check(model, feeds={"x": RNG.uniform(0.2, 3, (2, 8)).astype(F32)})
+    assert result.summary["op_counts"] == ops

@@ -26,7 +26,8 @@ def _mm_shape(sa, sb):
 
 MATMUL_SHAPES = [((4, 8), (8, 6)), ((2, 5, 8), (8, 6)), ((1, 2, 3, 8), (8, 5)), ((8,), (8, 6)), ((3, 8), (8,)),
                  ((2, 4, 8), (8,)), ((2, 3, 4, 8), (3, 8, 5)), ((2, 4, 8), (2, 8, 6)), ((1, 4, 8), (3, 8, 6)),
-                 ((2, 1, 4, 8), (3, 8, 5)), ((8,), (2, 8, 3)), ((4, 8), (2, 8, 3))]
+                 ((2, 1, 4, 8), (3, 8, 5)), ((8,), (2, 8, 3)), ((4, 8), (2, 8, 3)), ((2, 4, 8), (1, 8, 6)),
+                 ((4, 8), (1, 8, 6))]
 
 
 @pytest.mark.parametrize("sa,sb", MATMUL_SHAPES)
@@ -89,3 +90,24 @@ def test_gemm_runtime_c_and_old_opsets(opset):
     node.ClearField("input")
     node.input.extend(["a", "b", "c"])
     check(model)
+
+
+@pytest.mark.parametrize("sa,sb", [((5, 8), (8, 6)), ((5, 8), (2, 8, 6))])
+def test_matmul_constant_first_operand(sa, sb):
+    model = single_node("MatMul", {"b": (list(sb), F32)}, {"y": (_mm_shape(sa, sb), F32)},
+                        {"a": RNG.standard_normal(sa).astype(F32)}, opset=13)
+    model.graph.node[0].input[:] = ["a", "b"]
+    check(model)
+
+
+def test_lowering_choice_fully_connected():
+    model = single_node("MatMul", {"a": ([2, 5, 8], F32)}, {"y": ([2, 5, 6], F32)},
+                        {"b": RNG.standard_normal((8, 6)).astype(F32)}, opset=13)
+    assert check(model).summary["op_counts"] == {"FULLY_CONNECTED": 1}  # keepNumDims, no reshapes
+    model = single_node("MatMul", {"a": ([2, 5, 8], F32)}, {"y": ([2, 5, 6], F32)},
+                        {"b": RNG.standard_normal((1, 8, 6)).astype(F32)}, opset=13)
+    assert check(model).summary["op_counts"] == {"FULLY_CONNECTED": 1}  # unit batch dims of the weight
+    model = single_node("Gemm", {"a": ([5, 8], F32)}, {"y": ([5, 6], F32)},
+                        {"b": RNG.standard_normal((6, 8)).astype(F32), "c": RNG.standard_normal(6).astype(F32)},
+                        opset=13, transB=1, alpha=0.5, beta=2.0)
+    assert check(model).summary["op_counts"] == {"FULLY_CONNECTED": 1}  # alpha, beta, C folded

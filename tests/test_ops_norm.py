@@ -129,3 +129,10 @@ def test_lp_norm_zero_slice_gives_zero(p):
     x[1] = 0.0
     model = single_node("LpNormalization", {"x": ([3, 6], F32)}, {"y": ([3, 6], F32)}, opset=22, p=p)
     check(model, feeds={"x": x})
+
+
+def test_lowering_choice_batch_norm_is_mul_add():
+    c = 4
+    inits = {"scale": _r(c), "bias": _r(c), "mean": _r(c), "var": _r(c, lo=0.1)}
+    model = single_node("BatchNormalization", {"x": ([1, c, 4, 4], F32)}, {"y": ([1, c, 4, 4], F32)}, inits, opset=15)
+    assert check(model, feeds=_feeds((1, c, 4, 4)), keep_nchw_io=True).summary["op_counts"] == {"MUL": 1, "ADD": 1}

@@ -114,3 +114,19 @@ def test_arg_ties(op, select_last_index, dtype):
 def test_arg_default_axis_old_opsets(opset):
     model = single_node("ArgMax", {"x": ([4, 3], F32)}, {"y": ([1, 3], np.int64)}, opset=opset)
     check(model)
+
+
+def test_arg_int64_input_unsupported():
+    model = single_node("ArgMax", {"x": ([3, 6], np.int64)}, {"y": ([3, 1], np.int64)}, opset=13, axis=1)
+    with pytest.raises(UnsupportedModelError, match="ARG_MAX on int64"):
+        convert(model, validate=False)
+
+
+@pytest.mark.parametrize("op", ["ReduceMax", "ReduceMin"])
+@pytest.mark.parametrize("keepdims", [0, 1])
+def test_reduce_bool_opset20(op, keepdims):
+    node = helper.make_node(op, ["x", "axes"], ["y"], keepdims=keepdims)
+    model = graph_model([node], {"x": ([3, 4], np.bool_)}, {"y": ([3, 1] if keepdims else [3], np.bool_)},
+                        {"axes": np.array([1], np.int64)}, opset=20)
+    x = np.array([[1, 1, 1, 1], [0, 0, 0, 0], [0, 1, 0, 0]], bool)
+    check(model, feeds={"x": x})

@@ -22,7 +22,8 @@ def test_zoo_model(name):
     recipe = ALL[name]
     missing = missing_requirements(recipe)
     if missing:
-        pytest.skip(f"{name} not built and {', '.join(missing)} not installed (pip install -r model_zoo/requirements.txt)")
+        pytest.skip(f"{name} not built and {', '.join(missing)} not installed "
+                    "(pip install -r model_zoo/requirements.txt)")
     pytest.importorskip("onnx")
     pytest.importorskip("onnxruntime")
 

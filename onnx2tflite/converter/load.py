@@ -65,6 +65,34 @@ def apply_input_shapes(proto: onnx.ModelProto, shapes: Mapping[str, Sequence[int
               "or input_shapes={...} in the Python API.")
 
 
+def _constants_to_initializers(graph: ir.Graph) -> None:
+    """Constant nodes (and Identity of a constant) become initializers, so every pass sees
+    constants one way: ``value.const_value``."""
+    for node in list(graph):
+        if node.domain not in ("", "ai.onnx"):
+            continue
+        if node.op_type == "Constant" and "value" in node.attributes:
+            tensor = node.attributes["value"].value
+        elif node.op_type == "Identity" and node.inputs[0] is not None and node.inputs[0].const_value is not None:
+            tensor = node.inputs[0].const_value
+        else:
+            continue
+        out = node.outputs[0]
+        if out.is_graph_output():
+            continue
+        value = ir.Value(name=out.name, shape=ir.Shape(tensor.shape), type=ir.TensorType(tensor.dtype),
+                         const_value=tensor)
+        out.replace_all_uses_with(value)
+        graph.remove(node, safe=True)
+        out.name = None
+        graph.register_initializer(value)
+
+
+def _always_fold_shape_ops(node: ir.Node) -> bool | None:
+    """ConstantOfShape is kept by onnxscript by default; TFLite has no use for it."""
+    return True if node.op_type in _SHAPE_OPS and node.domain in ("", "ai.onnx") else None
+
+
 def _needs_folding(model: ir.Model) -> bool:
     for node in model.graph:
         if node.op_type in _SHAPE_OPS:
@@ -88,13 +116,17 @@ def load(source, input_shapes: Mapping[str, Sequence[int]] | None = None) -> tup
         proto = onnx.ModelProto.FromString(proto.SerializeToString())  # never edit the caller's model
     apply_input_shapes(proto, input_shapes, label)
     model = ir.from_proto(_infer(proto, label))
-    if _needs_folding(model):
+    _constants_to_initializers(model.graph)
+    for _ in range(3):
+        if not _needs_folding(model):
+            break
         # Imported only when needed: the optimizer costs ~0.3 s of start-up.
         from onnxscript import optimizer
 
-        optimizer.fold_constants(model)
+        optimizer.fold_constants(model, should_fold=_always_fold_shape_ops)
         optimizer.remove_unused_nodes(model)
         model = ir.from_proto(_infer(ir.to_proto(model), label))
+        _constants_to_initializers(model.graph)
     from onnx2tflite.converter.onnx_fixes import apply_fixes
 
     apply_fixes(model)

@@ -80,6 +80,16 @@ def _last_axis_only(node, perm):
     return _same(node, perm) if perm[-1] == len(perm) - 1 else None
 
 
+def _pointwise_conv(node, perm):
+    """A 1x1, stride-1 convolution mixes channels only: any perm of N/H/W passes through."""
+    w = node.inputs[1].shape
+    if perm[-1] != len(perm) - 1 or int(w[1]) != 1 or int(w[2]) != 1:
+        return None
+    if any(_attr(node, k, 1) != 1 for k in ("strideW", "strideH", "dilationWFactor", "dilationHFactor")):
+        return None
+    return _same(node, perm)
+
+
 def _reduce(node, perm):
     axes = const_of(node.inputs[1])
     if axes is None:
@@ -193,6 +203,9 @@ RULES.update({
     "SPLIT": Rule(lambda n: [1], _split_axis(0)),
     "SPLIT_V": Rule(_first, _split_axis(2)),
     "RESHAPE": Rule(_first, _reshape),
+    "CONV_2D": Rule(_first, _pointwise_conv),
+    "DEPTHWISE_CONV_2D": Rule(_first, _pointwise_conv),
+    "FULLY_CONNECTED": Rule(_first, lambda n, p: _last_axis_only(n, p) if _attr(n, "keepNumDims", False) else None),
 })
 for _op in ("MEAN", "SUM", "REDUCE_MAX", "REDUCE_MIN", "REDUCE_PROD", "REDUCE_ANY", "REDUCE_ALL"):
     RULES[_op] = Rule(_first, _reduce)

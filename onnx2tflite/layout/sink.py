@@ -28,6 +28,8 @@ def optimize_layout(graph: ir.Graph) -> None:
                 continue
             if node.op_type == "TRANSPOSE":
                 changed |= _simplify_transpose(node, graph, edit)
+            elif node.op_type == "BATCH_MATMUL":
+                changed |= _fold_into_matmul(node, graph, edit)
             elif node.op_type == "RESHAPE":
                 changed |= _simplify_reshape(node, graph, edit) or _push(node, graph, edit)
             else:
@@ -109,6 +111,34 @@ def _simplify_reshape(node: ir.Node, graph: ir.Graph, edit: Editor) -> bool:
 
 
 # ----------------------------------------------------------------------------- push
+def _cancels_downstream(node: ir.Node, inv: list[int]) -> int:
+    """1 if every use of every output is a TRANSPOSE(inv): the transposes a push puts on
+    the outputs will cancel there."""
+    for out in node.outputs:
+        if out.is_graph_output() or not out.uses():
+            return 0
+        if any(transpose_perm(user) != inv for user, _ in out.uses()):
+            return 0
+    return 1
+
+
+def _fold_into_matmul(node: ir.Node, graph: ir.Graph, edit: Editor) -> bool:
+    """BATCH_MATMUL(TRANSPOSE(a, swap last two), b) -> BATCH_MATMUL(a, b, adjX=True) (and for b)."""
+    changed = False
+    for i, flag in ((0, "adjX"), (1, "adjY")):
+        v = node.inputs[i]
+        producer = v.producer()
+        perm = transpose_perm(producer) if producer is not None else None
+        r = len(v.shape)
+        if perm is None or r < 2 or perm != [*range(r - 2), r - 1, r - 2]:
+            continue
+        node.replace_input_with(i, producer.inputs[0])
+        attr = node.attributes.get(flag)
+        node.attributes[flag] = ir.AttrInt64(flag, 0 if (attr is not None and attr.value) else 1)
+        changed = True
+    return changed
+
+
 def _push(node: ir.Node, graph: ir.Graph, edit: Editor) -> bool:
     rule = RULES.get(node.op_type)
     if rule is None:
@@ -137,9 +167,9 @@ def _push(node: ir.Node, graph: ir.Graph, edit: Editor) -> bool:
                 return False
         elif len(v.shape) != rank:
             return False
-        else:
+        elif not _reshape_like(_shape(v), inv):  # else its inverse transpose is a free RESHAPE
             others.append(i)
-    if others and len(others) >= removable:
+    if others and len(others) >= removable + _cancels_downstream(node, inv):
         return False
     rewrite: Rewrite | None = rule.rewrite(node, perm)
     if rewrite is None:

@@ -123,29 +123,34 @@ def pow_(ctx, x, y):
 def mod(ctx, a, b, *, fmod=0):
     if not fmod:  # sign of the divisor, Python's %: exactly FLOOR_MOD
         return binary(ctx, "FLOOR_MOD", a, b)
-    # C fmod (sign of the dividend) = floor_mod, minus b where floor_mod moved it to b's sign.
+    # C fmod (sign of the dividend) = floor_mod - b where floor_mod gave a non-zero result
+    # of the other sign than a (compared, not multiplied: r * a can overflow or underflow).
     r = binary(ctx, "FLOOR_MOD", a, b)
-    moved = binary(ctx, "LESS", binary(ctx, "MUL", r, a), scalar(ctx, 0, a), dtype=ir.DataType.BOOL)
+    zero = scalar(ctx, 0, a)
+    bool_ = {"dtype": ir.DataType.BOOL}
+    flipped = binary(ctx, "NOT_EQUAL", binary(ctx, "LESS", r, zero, **bool_), binary(ctx, "LESS", a, zero, **bool_),
+                     **bool_)
+    moved = binary(ctx, "LOGICAL_AND", binary(ctx, "NOT_EQUAL", r, zero, **bool_), flipped, **bool_)
     return select(ctx, moved, binary(ctx, "SUB", r, b), r)
 
 
 # --------------------------------------------------------------------------- variadic
-@mapper("Max", since=8)
+@mapper("Max", since=6)
 def max_(ctx, *inputs):
     return _fold(ctx, "MAXIMUM", inputs)
 
 
-@mapper("Min", since=8)
+@mapper("Min", since=6)
 def min_(ctx, *inputs):
     return _fold(ctx, "MINIMUM", inputs)
 
 
-@mapper("Sum", since=8)
+@mapper("Sum", since=6)
 def sum_(ctx, *inputs):
     return _fold(ctx, "ADD", inputs)
 
 
-@mapper("Mean", since=8)
+@mapper("Mean", since=6)
 def mean(ctx, *inputs):
     y = _fold(ctx, "ADD", inputs)
     return y if len(inputs) == 1 else ctx.MUL(y, scalar(ctx, 1.0 / len(inputs), y))
@@ -164,11 +169,25 @@ def _unary(onnx_op: str, tfl_op: str, since: int, float_only: bool = True):
 
 for _onnx, _tfl, _since, _float_only in [
     ("Sqrt", "SQRT", 6, True), ("Exp", "EXP", 6, True), ("Log", "LOG", 6, True),
-    ("Abs", "ABS", 6, False), ("Neg", "NEG", 6, False), ("Floor", "FLOOR", 6, True),
-    ("Ceil", "CEIL", 6, True), ("Round", "ROUND", 11, True),  # both round half to even
-    ("Sign", "SIGN", 9, False), ("Sin", "SIN", 7, True), ("Cos", "COS", 7, True),
+    ("Neg", "NEG", 6, False), ("Floor", "FLOOR", 6, True), ("Ceil", "CEIL", 6, True),
+    ("Round", "ROUND", 11, True),  # both round half to even
+    ("Sin", "SIN", 7, True), ("Cos", "COS", 7, True),
 ]:
     _unary(_onnx, _tfl, _since, _float_only)
+
+
+@mapper("Abs", since=6)
+def abs_(ctx, x):
+    if is_float(x) or x.dtype in (ir.DataType.INT32, ir.DataType.INT16, ir.DataType.INT8):
+        return ctx.ABS(x)
+    return ctx.MAXIMUM(x, ctx.NEG(x))  # int64: no ABS kernel
+
+
+@mapper("Sign", since=9)
+def sign(ctx, x):
+    if is_float(x):
+        return ctx.SIGN(x)
+    return clip(ctx, x, -1, 1)  # integers: exactly the sign, with kernels for every int type
 
 
 @mapper("Reciprocal", since=6)
@@ -191,7 +210,8 @@ def _dropout(ctx, x, training_mode=None):
     training = const_array(training_mode) if training_mode is not None else np.array(False)
     if training is None or bool(training):
         raise Unsupported("Dropout with training_mode true (random at run time)")
-    return [x, ctx.const(np.ones(static_shape(x), dtype=bool))]  # the mask; dropped when unused
+    mask_dtype = bool if ctx.opset >= 10 else x.dtype.numpy()
+    return [x, ctx.const(np.ones(static_shape(x), dtype=mask_dtype))]  # the mask; dropped when unused
 
 
 @mapper("Dropout", since=7)

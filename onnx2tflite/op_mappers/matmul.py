@@ -41,8 +41,9 @@ def matmul(ctx, a, b):
         raise Unsupported("MatMul of a 0-d tensor")
     x = a if len(sa) > 1 else ctx.reshape(a, [1, sa[0]])  # 1-D operands: numpy matmul rules
     w = const_array(b)
-    if w is not None and w.ndim <= 2:  # [K] or [K, N]
-        y = _fully_connected(ctx, x, w.reshape(w.shape[0], -1).T)
+    if w is not None and (w.ndim <= 2 or (len(sa) >= w.ndim and all(d == 1 for d in w.shape[:-2]))):
+        w = w.reshape(w.shape[-2:] if w.ndim > 2 else (w.shape[0], -1))  # [K, N] (or [K, 1] for 1-D)
+        y = _fully_connected(ctx, x, w.T)
     else:
         y = _batch_matmul(ctx, x, b if len(sb) > 1 else ctx.reshape(b, [sb[0], 1]))
     out = list(static_shape(y))

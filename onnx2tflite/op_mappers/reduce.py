@@ -56,10 +56,15 @@ def _register(onnx_op: str, input_form_since: int, build: Callable):
     mapper(onnx_op, since=input_form_since)(input_form)
 
 
-def _simple(op: str, float_only: bool = False):
+_BOOL_REDUCERS = {"REDUCE_MAX": "REDUCE_ANY", "REDUCE_MIN": "REDUCE_ALL"}  # ReduceMax/Min-20 on bool
+
+
+def _simple(op: str):
     def build(ctx, x, axes, keepdims):
-        if float_only:
-            require_float(x, op)
+        if x.dtype == ir.DataType.BOOL:
+            if op not in _BOOL_REDUCERS:
+                raise Unsupported(f"{op} on bool")
+            return reduce(ctx, _BOOL_REDUCERS[op], x, axes, keepdims)
         return reduce(ctx, op, x, axes, keepdims)
 
     build.__name__ = op.lower()
@@ -106,6 +111,8 @@ for _onnx, _since, _build in [
 # --------------------------------------------------------------------------- ArgMax / ArgMin
 def _arg(ctx, op: str, x, axis: int, keepdims, select_last_index) -> ir.Value:
     """ARG_MAX/ARG_MIN (first index on ties); the last index = (n-1) - arg(reversed x)."""
+    if x.dtype == ir.DataType.INT64:
+        raise Unsupported(f"{op} on int64 input (no TFLite kernel)")
     shape = static_shape(x)
     (axis,) = _normalize_axes(x, [axis])
     if select_last_index:
