@@ -28,6 +28,7 @@ class Rewrite:
 class Rule:
     data_inputs: Callable[[ir.Node], list[int]]
     rewrite: Callable[[ir.Node, list[int]], Rewrite | None]
+    elementwise: bool = False
 
 
 def _all_inputs(node):
@@ -189,7 +190,7 @@ LESS LESS_EQUAL GREATER GREATER_EQUAL EQUAL NOT_EQUAL LOGICAL_AND LOGICAL_OR LOG
 RELU RELU6 RELU_N1_TO_1 LOGISTIC TANH EXP LOG SQRT RSQRT ABS NEG SQUARE HARD_SWISH LEAKY_RELU GELU
 ELU CAST QUANTIZE DEQUANTIZE SIN COS FLOOR CEIL ROUND SIGN PRELU ZEROS_LIKE""".split()
 
-RULES: dict[str, Rule] = {op: Rule(_all_inputs, _same) for op in _ELEMENTWISE}
+RULES: dict[str, Rule] = {op: Rule(_all_inputs, _same, elementwise=True) for op in _ELEMENTWISE}
 RULES.update({
     "CONCATENATION": Rule(_all_inputs, _concat),
     "SOFTMAX": Rule(_first, _last_axis_only),

@@ -19,7 +19,27 @@ from onnx2tflite.layout.axis_rules import RULES, Rewrite
 MAX_ROUNDS = 200
 
 
-def optimize_layout(graph: ir.Graph) -> None:
+POLICIES = ("eager", "fanout", "count")
+
+
+def _transposes(graph: ir.Graph) -> int:
+    return sum(node.op_type == "TRANSPOSE" for node in graph)
+
+
+def optimize_layout(graph: ir.Graph) -> str:
+    """Sink with each push policy on a copy, then apply the one leaving fewest TRANSPOSEs
+    (first wins ties). Returns the policy used."""
+    counts = {}
+    for policy in POLICIES:
+        trial = graph.clone()
+        _sink(trial, policy)
+        counts[policy] = _transposes(trial)
+    best = min(POLICIES, key=lambda p: counts[p])
+    _sink(graph, best)
+    return best
+
+
+def _sink(graph: ir.Graph, policy: str) -> None:
     edit = Editor(graph)
     for _ in range(MAX_ROUNDS):
         changed = False
@@ -31,9 +51,9 @@ def optimize_layout(graph: ir.Graph) -> None:
             elif node.op_type == "BATCH_MATMUL":
                 changed |= _fold_into_matmul(node, graph, edit)
             elif node.op_type == "RESHAPE":
-                changed |= _simplify_reshape(node, graph, edit) or _push(node, graph, edit)
+                changed |= _simplify_reshape(node, graph, edit) or _push(node, graph, edit, policy)
             else:
-                changed |= _push(node, graph, edit)
+                changed |= _push(node, graph, edit, policy)
         remove_dead(graph)
         if not changed:
             return
@@ -111,15 +131,36 @@ def _simplify_reshape(node: ir.Node, graph: ir.Graph, edit: Editor) -> bool:
 
 
 # ----------------------------------------------------------------------------- push
-def _cancels_downstream(node: ir.Node, inv: list[int]) -> int:
-    """1 if every use of every output is a TRANSPOSE(inv): the transposes a push puts on
-    the outputs will cancel there."""
-    for out in node.outputs:
-        if out.is_graph_output() or not out.uses():
-            return 0
-        if any(transpose_perm(user) != inv for user, _ in out.uses()):
-            return 0
-    return 1
+def _cancels_downstream(out: ir.Value, q: list[int]) -> bool:
+    """True if every use of ``out`` is a TRANSPOSE(q^-1): a TRANSPOSE(q) put there cancels."""
+    inv = [int(i) for i in np.argsort(q)]
+    return bool(out.uses()) and not out.is_graph_output() and all(
+        transpose_perm(user) == inv for user, _ in out.uses())
+
+
+def _worth_it(node: ir.Node, rule, added_inputs: int, removed: int, out_perms, policy: str) -> bool:
+    """Whether to push, by policy:
+    - "eager": whenever no transpose is added on another input (or fewer than removed):
+      output transposes are expected to sink further and cancel (CNN trunks);
+    - "fanout": eager, except a transpose shared by several users is not copied below a
+      non-elementwise op (slices of one tensor would each get their own);
+    - "count": only if the transposes added (other inputs, outputs that don't cancel right
+      away) do not outnumber those removed; an elementwise op may still take a shared
+      transpose along (x * sigmoid(x): its other user follows).
+    """
+    if policy != "count":
+        if added_inputs and added_inputs >= removed + any(
+                _cancels_downstream(o, q) for o, q in zip(node.outputs, out_perms) if q):
+            return False
+        shared = removed == 0 and added_inputs == 0
+        return not (policy == "fanout" and shared and not rule.elementwise)
+    added = added_inputs
+    for out, q in zip(node.outputs, out_perms):
+        if q is not None and q != list(range(len(q))) and not _cancels_downstream(out, q):
+            added += 1
+    if added <= removed:
+        return True
+    return rule.elementwise and added_inputs == 0 and added - removed == 1 and len(node.outputs) == 1
 
 
 def _fold_into_matmul(node: ir.Node, graph: ir.Graph, edit: Editor) -> bool:
@@ -139,7 +180,7 @@ def _fold_into_matmul(node: ir.Node, graph: ir.Graph, edit: Editor) -> bool:
     return changed
 
 
-def _push(node: ir.Node, graph: ir.Graph, edit: Editor) -> bool:
+def _push(node: ir.Node, graph: ir.Graph, edit: Editor, policy: str) -> bool:
     rule = RULES.get(node.op_type)
     if rule is None:
         return False
@@ -169,10 +210,8 @@ def _push(node: ir.Node, graph: ir.Graph, edit: Editor) -> bool:
             return False
         elif not _reshape_like(_shape(v), inv):  # else its inverse transpose is a free RESHAPE
             others.append(i)
-    if others and len(others) >= removable + _cancels_downstream(node, inv):
-        return False
     rewrite: Rewrite | None = rule.rewrite(node, perm)
-    if rewrite is None:
+    if rewrite is None or not _worth_it(node, rule, len(others), removable, rewrite.out_perms, policy):
         return False
     for i in data_idx:
         v = node.inputs[i]
