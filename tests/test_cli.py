@@ -150,8 +150,6 @@ def _cancellation_model() -> onnx.ModelProto:
     return model
 
 
-@pytest.mark.xfail(strict=True, reason="core bug: float64 graph inputs are written as FLOAT64 while the "
-                   "constants become FLOAT32, so LiteRT's ADD fails to prepare (exit 3)")
 def test_validation_failure_exits_1_and_still_writes(tmp_path):
     src, out, rep = tmp_path / "cancel.onnx", tmp_path / "cancel.tflite", tmp_path / "r.json"
     onnx.save(_cancellation_model(), src)

@@ -50,9 +50,6 @@ def test_input_shape_fixes_dynamic_dims(dynamic_file):
         {"images": [1, 16, 8, 3], "mask": [1, 16, 8, 3]}
 
 
-@pytest.mark.xfail(strict=True, reason="core bug (converter/pipeline.py): validation runs the original ONNX "
-                   "with every dynamic dim set to 1 instead of the --input-shape dims, so LiteRT is resized to "
-                   "[1,1,1,3] and the flattened model fails to prepare (exit 3)")
 def test_input_shape_is_what_gets_validated(tmp_path):
     src, rep = tmp_path / "flat.onnx", tmp_path / "r.json"
     onnx.save(graph_model([helper.make_node("Flatten", ["x"], ["y"])], {"x": ([1, 3, "H", "W"], np.float32)},
@@ -151,9 +148,7 @@ CORRUPT = {
 }
 
 
-@pytest.mark.parametrize("kind", [*CORRUPT, pytest.param("empty", marks=pytest.mark.xfail(
-    strict=True, reason="core bug: load.read_model accepts an empty file (a ModelProto without a graph); "
-                        "validation then crashes in onnxruntime (exit 3)"))])
+@pytest.mark.parametrize("kind", [*CORRUPT, "empty"])
 def test_corrupt_input_file(tmp_path, kind):
     src = tmp_path / f"{kind}.onnx"
     if kind == "truncated":

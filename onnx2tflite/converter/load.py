@@ -27,9 +27,12 @@ def read_model(source: str | os.PathLike | onnx.ModelProto | bytes) -> tuple[onn
     if not path.is_file():
         raise ConversionError(f"{path}: no such file")
     try:
-        return onnx.load(str(path)), str(path)
+        proto = onnx.load(str(path))
     except Exception as e:  # protobuf raises a bare DecodeError
         raise ConversionError(f"{path}: not a readable ONNX model ({type(e).__name__}: {e})") from None
+    if not proto.graph.output:
+        raise ConversionError(f"{path}: not an ONNX model (no graph outputs); is it empty or another format?")
+    return proto, str(path)
 
 
 def _graph_inputs(proto: onnx.ModelProto):

@@ -49,7 +49,8 @@ def lower(model: ir.Model, label: str) -> ir.Graph:
     for v in src.inputs:
         if v.const_value is not None:
             continue
-        new = ir.Value(name=ctx.unique_name(v.name), shape=v.shape, type=v.type)
+        dtype = _INPUT_DTYPES.get(v.dtype, v.dtype)  # float64 inputs are computed in float32
+        new = ir.Value(name=ctx.unique_name(v.name), shape=v.shape, type=ir.TensorType(dtype))
         new.meta["onnx_name"] = v.name
         graph.inputs.append(new)
         vmap[id(v)] = new

@@ -49,7 +49,7 @@ def run_pipeline(result_cls, model, output=None, *, input_shapes=None, keep_nchw
         say("validating against onnxruntime")
         from onnx2tflite.validate.compare import validate as run_validation
 
-        report = run_validation(model if not isinstance(model, bytes) else model, data, seed=seed)
+        report = run_validation(model, data, seed=seed, input_shapes=input_shapes)
         step("validate")
     path = write_atomic(output, data) if output is not None else None
     return result_cls(tflite_bytes=data, output_path=path, summary=summary, validation=report, timings=timings)

@@ -47,12 +47,15 @@ _NP_OF_ORT = {
 }
 
 
-def random_inputs(session, seed: int = 0) -> dict[str, np.ndarray]:
-    """Seeded inputs: uniform [0, 1) for floats, small non-negative ints for integer inputs."""
+def random_inputs(session, seed: int = 0, input_shapes: dict | None = None) -> dict[str, np.ndarray]:
+    """Seeded inputs: uniform [0, 1) for floats, small non-negative ints for integer inputs.
+    Dynamic dimensions take ``input_shapes`` (the conversion's overrides), else 1."""
     rng = np.random.default_rng(seed)
     feeds = {}
     for inp in session.get_inputs():
         shape = [d if isinstance(d, int) and d > 0 else 1 for d in inp.shape]
+        if input_shapes and inp.name in input_shapes:
+            shape = [int(d) for d in input_shapes[inp.name]]
         dtype = _NP_OF_ORT.get(inp.type, np.float32)
         if np.issubdtype(dtype, np.floating):
             feeds[inp.name] = rng.random(shape, dtype=np.float32).astype(dtype)
@@ -104,11 +107,11 @@ def run_tflite(tflite_bytes: bytes, feeds: dict[str, np.ndarray], num_threads: i
 
 
 def validate(onnx_model, tflite_bytes: bytes, seed: int = 0, feeds: dict | None = None,
-             rtol: float = 1e-4, min_cosine: float = 0.99999) -> ValidationReport:
+             rtol: float = 1e-4, min_cosine: float = 0.99999, input_shapes: dict | None = None) -> ValidationReport:
     """Compare every output; default tolerance is the float conversion's:
     max|tflite - ort| <= rtol * max(1, max|ort|) and cosine >= min_cosine."""
     sess = ort_session(onnx_model)
-    feeds = feeds if feeds is not None else random_inputs(sess, seed)
+    feeds = feeds if feeds is not None else random_inputs(sess, seed, input_shapes)
     names = [o.name for o in sess.get_outputs()]
     ref = dict(zip(names, sess.run(names, feeds)))
     got = run_tflite(tflite_bytes, feeds)
