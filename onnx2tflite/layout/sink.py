@@ -26,17 +26,16 @@ def _transposes(graph: ir.Graph) -> int:
     return sum(node.op_type == "TRANSPOSE" for node in graph)
 
 
-def optimize_layout(graph: ir.Graph) -> str:
-    """Sink with each push policy on a copy, then apply the one leaving fewest TRANSPOSEs
-    (first wins ties). Returns the policy used."""
-    counts = {}
-    for policy in POLICIES:
-        trial = graph.clone()
+def optimize_layout(graph: ir.Graph) -> tuple[ir.Graph, str]:
+    """Sink with each push policy (all but the last on a copy) and keep the graph left with
+    the fewest TRANSPOSEs (first wins ties). Returns (graph, policy used)."""
+    results = []
+    for i, policy in enumerate(POLICIES):
+        trial = graph if i == len(POLICIES) - 1 else graph.clone()
         _sink(trial, policy)
-        counts[policy] = _transposes(trial)
-    best = min(POLICIES, key=lambda p: counts[p])
-    _sink(graph, best)
-    return best
+        results.append((_transposes(trial), i, trial, policy))
+    _, _, best, policy = min(results, key=lambda r: r[:2])
+    return best, policy
 
 
 def _sink(graph: ir.Graph, policy: str) -> None:
