@@ -114,9 +114,9 @@ def ort_ms(onnx_path: Path, feeds: dict, threads: int, warmup: int, runs: int) -
     return median_ms(lambda: sess.run(None, feeds), warmup, runs)
 
 
-def bench_one(onnx_path: Path, workdir: Path, args) -> dict:
-    from onnx2tflite.validate.compare import ort_session, random_inputs
-
+def bench_conversion(onnx_path: Path, workdir: Path, args) -> dict:
+    """Phase 1, run for every model before any model is loaded here: a forked child's
+    ru_maxrss starts from the parent's resident size, so the parent must stay small."""
     name = onnx_path.stem
     row: dict = {"model": name, "onnx_path": str(onnx_path), "onnx_bytes": onnx_path.stat().st_size}
     out = workdir / f"{name}.tflite"
@@ -133,6 +133,17 @@ def bench_one(onnx_path: Path, workdir: Path, args) -> dict:
     if name in TARGET_SECONDS:
         row["convert_target_s"] = TARGET_SECONDS[name]
         row["convert_ok"] = row["convert_s"] <= TARGET_SECONDS[name]
+    row["tflite_path"] = str(out)
+    return row
+
+
+def bench_runtime(row: dict, args) -> dict:
+    """Phase 2: LiteRT vs onnxruntime latency and XNNPACK partitions."""
+    from onnx2tflite.validate.compare import ort_session, random_inputs
+
+    if "error" in row:
+        return row
+    onnx_path, out = Path(row["onnx_path"]), Path(row["tflite_path"])
     feeds = random_inputs(ort_session(onnx_path), seed=0)
     for t in args.threads:
         try:
@@ -210,8 +221,11 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench_zoo_") as tmp:
         for path in models:
-            print(f"benchmarking {path.name} ...", file=sys.stderr, flush=True)
-            rows.append(bench_one(path, Path(tmp), args))
+            print(f"converting {path.name} ...", file=sys.stderr, flush=True)
+            rows.append(bench_conversion(path, Path(tmp), args))
+        for row in rows:
+            print(f"timing {row['model']} ...", file=sys.stderr, flush=True)
+            bench_runtime(row, args)
     print_table(rows, args.threads)
     if args.json:
         args.json.write_text(json.dumps({"threads": args.threads, "runs": args.runs, "rows": rows}, indent=2) + "\n")
