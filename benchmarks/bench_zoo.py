@@ -66,6 +66,7 @@ def litert_run(tflite: Path, feeds: dict, threads: int, warmup: int, runs: int) 
     from ai_edge_litert.interpreter import Interpreter
 
     from onnx2tflite.validate.compare import io_layout
+    from onnx2tflite.validate.delegation import delegation
 
     data = tflite.read_bytes()
     perms = io_layout(data)["inputs"]
@@ -77,30 +78,6 @@ def litert_run(tflite: Path, feeds: dict, threads: int, warmup: int, runs: int) 
             arr = np.transpose(arr, perms[d["name"]])
         interp.set_tensor(d["index"], np.ascontiguousarray(arr.astype(d["dtype"], copy=False)))
     return median_ms(interp.invoke, warmup, runs), delegation(interp)
-
-
-def delegation(interp) -> dict:
-    """Delegate partitions and the ops left to the builtin kernels, after allocate_tensors().
-
-    The node list keeps the replaced nodes and appends one DELEGATE node per partition, so a
-    node counts as delegated when it lies between a partition's input and output tensors."""
-    ops = interp._get_ops_details()
-    first = next((o["index"] for o in ops if o["op_name"] == "DELEGATE"), len(ops))
-    original, partitions = ops[:first], ops[first:]
-    producer = {t: o["index"] for o in original for t in o["outputs"]}
-    covered: set[int] = set()
-    for part in partitions:
-        boundary, stack = set(part["inputs"]), list(part["outputs"])
-        while stack:
-            t = stack.pop()
-            node = producer.get(t)
-            if t in boundary or node is None or node in covered:
-                continue
-            covered.add(node)
-            stack.extend(original[node]["inputs"])
-    left = [o["op_name"] for o in original if o["index"] not in covered]
-    return {"delegate_partitions": len(partitions), "non_delegated_ops": len(left),
-            "non_delegated_kinds": sorted(set(left))}
 
 
 def ort_ms(onnx_path: Path, feeds: dict, threads: int, warmup: int, runs: int) -> float:

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper
+from onnx import TensorProto, helper, numpy_helper
 
 from onnx2tflite import convert
 from onnx2tflite.validate.compare import ort_session, run_tflite
+from onnx2tflite.validate.delegation import single_partition
 from onnx2tflite.validate.metrics import compare_arrays
 
 NP_TO_ONNX = {np.dtype(k): v for k, v in {
@@ -69,3 +70,29 @@ def check(model: onnx.ModelProto, feeds: dict | None = None, rtol: float = 1e-5,
         m = compare_arrays(name, ref[name], got.get(name), rtol=rtol, min_cosine=min_cosine)
         assert m.ok, f"output '{name}': {m.problem or m}"
     return result
+
+
+def one_xnnpack_partition(tflite_bytes: bytes) -> bool:
+    """True when LiteRT's default XNNPACK delegate takes the whole graph as one partition."""
+    return single_partition(tflite_bytes)
+
+
+def ort_output_shape(op, inputs: dict, initializers: dict, opset: int, names=None, **attrs) -> list[int]:
+    """The output shape onnxruntime computes for one node (to declare it in the test model);
+    ``names``: the node's input names ("" for an absent optional input), default inputs then initializers."""
+    names = names if names is not None else list(inputs) + list(initializers)
+    g = helper.make_graph([helper.make_node(op, names, ["y"], **attrs)], "probe",
+                          [helper.make_tensor_value_info(n, TensorProto.FLOAT, s) for n, (s, _) in inputs.items()],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                          [numpy_helper.from_array(a, n) for n, a in initializers.items()])
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 8
+    feeds = {n: np.zeros(s, dt) for n, (s, dt) in inputs.items()}
+    return list(ort_session(model).run(None, feeds)[0].shape)
+
+
+def node_model(op, inputs: dict, initializers: dict | None = None, opset: int = 17, **attrs):
+    """single_node with the output shape onnxruntime gives."""
+    initializers = initializers or {}
+    shape = ort_output_shape(op, inputs, initializers, opset, **attrs)
+    return single_node(op, inputs, {"y": (shape, np.float32)}, initializers, opset=opset, **attrs)

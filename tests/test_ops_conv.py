@@ -1,51 +1,14 @@
 """Conv and ConvTranspose against onnxruntime."""
 import numpy as np
 import pytest
-from onnx import TensorProto, helper, numpy_helper
+from onnx import helper
 
-from op_harness import check, graph_model, single_node
+from op_harness import check, graph_model, node_model, one_xnnpack_partition, single_node
 from onnx2tflite import UnsupportedModelError, convert
-from onnx2tflite.validate.compare import ort_session
-
-
-def one_xnnpack_partition(tflite_bytes: bytes) -> bool:
-    """True when LiteRT's default XNNPACK delegate takes the whole graph as one partition:
-    a single DELEGATE node that reads every graph input and writes every graph output."""
-    from ai_edge_litert.interpreter import Interpreter
-
-    interp = Interpreter(model_content=tflite_bytes)
-    interp.allocate_tensors()
-    delegates = [op for op in interp._get_ops_details() if op["op_name"] == "DELEGATE"]
-    if len(delegates) != 1:
-        return False
-    ins = {d["index"] for d in interp.get_input_details()}
-    outs = {d["index"] for d in interp.get_output_details()}
-    return ins <= set(delegates[0]["inputs"].tolist()) and outs <= set(delegates[0]["outputs"].tolist())
 
 
 def _weights(*shape, seed=1):
     return np.random.default_rng(seed).uniform(-1, 1, shape).astype(np.float32)
-
-
-def ort_output_shape(op, inputs: dict, initializers: dict, opset: int, names=None, **attrs) -> list[int]:
-    """The output shape onnxruntime computes for one node (to declare it in the test model);
-    ``names``: the node's input names ("" for an absent optional input), default inputs then initializers."""
-    names = names if names is not None else list(inputs) + list(initializers)
-    g = helper.make_graph([helper.make_node(op, names, ["y"], **attrs)], "probe",
-                          [helper.make_tensor_value_info(n, TensorProto.FLOAT, s) for n, (s, _) in inputs.items()],
-                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
-                          [numpy_helper.from_array(a, n) for n, a in initializers.items()])
-    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
-    model.ir_version = 8
-    feeds = {n: np.zeros(s, dt) for n, (s, dt) in inputs.items()}
-    return list(ort_session(model).run(None, feeds)[0].shape)
-
-
-def node_model(op, inputs: dict, initializers: dict | None = None, opset: int = 17, **attrs):
-    """single_node with the output shape onnxruntime gives."""
-    initializers = initializers or {}
-    shape = ort_output_shape(op, inputs, initializers, opset, **attrs)
-    return single_node(op, inputs, {"y": (shape, np.float32)}, initializers, opset=opset, **attrs)
 
 
 def _model(op, x_shape, w, bias=True, opset=17, **attrs):

@@ -5,7 +5,7 @@ from onnx import helper
 
 from op_harness import check, graph_model, single_node
 from onnx2tflite import UnsupportedModelError, convert
-from test_ops_conv import node_model, one_xnnpack_partition
+from op_harness import node_model, one_xnnpack_partition
 
 # (x shape, attributes)
 POOL_2D = {

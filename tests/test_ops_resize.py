@@ -10,7 +10,7 @@ from onnx import helper
 
 from op_harness import check, graph_model, single_node
 from onnx2tflite import UnsupportedModelError, convert
-from test_ops_conv import one_xnnpack_partition, ort_output_shape
+from op_harness import one_xnnpack_partition, ort_output_shape
 
 F32, I64 = np.float32, np.int64
 

@@ -4,7 +4,7 @@ import pytest
 
 from op_harness import check, single_node
 from onnx2tflite import UnsupportedModelError, convert
-from test_ops_conv import node_model, one_xnnpack_partition
+from op_harness import node_model, one_xnnpack_partition
 
 
 @pytest.mark.parametrize("mode", ["DCR", "CRD"])

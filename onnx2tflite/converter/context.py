@@ -11,6 +11,7 @@ from typing import Sequence
 import numpy as np
 import onnx_ir as ir
 
+from onnx2tflite.converter.graph_edit import Editor, const_of
 from onnx2tflite.converter.tflite_io import TFL_DOMAIN, tfl_type_name
 from onnx2tflite.errors import Unsupported
 
@@ -30,11 +31,7 @@ def broadcast_shape(*shapes: Sequence[int]) -> tuple[int, ...]:
     return tuple(np.broadcast_shapes(*[tuple(s) for s in shapes]))
 
 
-def const_array(value: ir.Value | None) -> np.ndarray | None:
-    """The numpy array of a constant value, or None if the value is computed at run time."""
-    if value is None or value.const_value is None:
-        return None
-    return value.const_value.numpy()
+const_array = const_of  # the numpy array of a constant value, or None if computed at run time
 
 
 class Context:
@@ -44,22 +41,7 @@ class Context:
         self.graph = graph
         self.opset = opset
         self.node: ir.Node | None = None
-        self._names: set[str] = set()
-        self._counter = 0
-
-    # -------------------------------------------------------------- names
-    def unique_name(self, hint: str) -> str:
-        name = hint
-        while name in self._names:
-            self._counter += 1
-            name = f"{hint}_{self._counter}"
-        self._names.add(name)
-        return name
-
-    def rename(self, value: ir.Value, name: str) -> None:
-        """Give ``value`` the exact name ``name`` (an ONNX tensor name), freeing its old one."""
-        self._names.discard(value.name)
-        value.name = self.unique_name(name)
+        self.edit = Editor(graph)  # unique names and constants
 
     def _hint(self, what: str) -> str:
         base = self.node.name if self.node is not None and self.node.name else "tfl"
@@ -78,11 +60,7 @@ class Context:
         arr = np.asarray(array, dtype=dtype)
         if arr.dtype == np.float64 and dtype is None:
             arr = arr.astype(np.float32)
-        name = self.unique_name(name or self._hint("const"))
-        value = ir.Value(name=name, shape=ir.Shape(arr.shape), type=ir.TensorType(ir.DataType.from_numpy(arr.dtype)),
-                         const_value=ir.tensor(arr, name=name))
-        self.graph.register_initializer(value)
-        return value
+        return self.edit.const(arr, name or self._hint("const"))
 
     def i32(self, values) -> ir.Value:
         return self.const(np.asarray(values, dtype=np.int32))
@@ -102,11 +80,11 @@ class Context:
             if s is None:
                 s = self._infer_elementwise(op, inputs)
             dt = dtypes[i] or first.dtype
-            outputs.append(ir.Value(name=self.unique_name(self._hint(op.lower())), shape=ir.Shape(list(s)),
+            outputs.append(ir.Value(name=self.edit.unique(self._hint(op.lower())), shape=ir.Shape(list(s)),
                                     type=ir.TensorType(dt)))
         attrs = ir.convenience.convert_attributes({k: v for k, v in options.items() if v is not None})
         node = ir.Node(TFL_DOMAIN, op, list(inputs), attrs, outputs=outputs,
-                       name=self.unique_name(self._hint(op)))
+                       name=self.edit.unique(self._hint(op)))
         self.graph.append(node)
         return outputs[0] if num_outputs == 1 else outputs
 

@@ -1,4 +1,4 @@
-"""Small graph-editing helpers shared by the layout and optimize passes."""
+"""Small graph-editing helpers shared by lowering, the ONNX fusions, layout and optimize."""
 from __future__ import annotations
 
 from typing import Sequence
@@ -27,6 +27,11 @@ class Editor:
             name = f"{hint}_{self._n}"
         self.names.add(name)
         return name
+
+    def rename(self, value: ir.Value, name: str) -> None:
+        """Give ``value`` the name ``name`` (made unique), freeing its old one."""
+        self.names.discard(value.name)
+        value.name = self.unique(name)
 
     def const(self, array, hint: str = "const") -> ir.Value:
         arr = np.asarray(array)
@@ -69,19 +74,20 @@ def transpose_perm(node: ir.Node) -> list[int] | None:
     return None if perm is None else [int(p) for p in perm]
 
 
-def take_over_output(old: ir.Value, new: ir.Value, graph: ir.Graph) -> None:
-    """Make ``new`` stand where ``old`` stood: its uses, its graph-output slot, its name."""
-    old.replace_all_uses_with(new)
-    for i, out in enumerate(graph.outputs):
-        if out is old:
-            graph.outputs[i] = new
-    if old.is_graph_output() or new.is_graph_output():
-        pass
-    name, meta = old.name, dict(old.meta)
-    old.name = name + "/pre"
-    new.name = name
-    for k, v in meta.items():
-        new.meta.setdefault(k, v)
+def bypass(node: ir.Node, replacement: ir.Value, graph: ir.Graph, edit: Editor) -> bool:
+    """Remove single-output ``node``, its consumers reading ``replacement`` instead."""
+    y = node.outputs[0]
+    if y.is_graph_output():
+        if replacement.is_graph_input() or replacement.is_graph_output() or replacement.const_value is not None:
+            return False
+        name = y.name
+        y.name = edit.unique(name + "/dead")
+        replacement.name = name
+        for k, v in y.meta.items():
+            replacement.meta.setdefault(k, v)
+    y.replace_all_uses_with(replacement, replace_graph_outputs=True)
+    graph.remove(node, safe=True)
+    return True
 
 
 def remove_dead(graph: ir.Graph) -> int:

@@ -130,7 +130,7 @@ def load(source, input_shapes: Mapping[str, Sequence[int]] | None = None) -> tup
         optimizer.remove_unused_nodes(model)
         model = ir.from_proto(_infer(ir.to_proto(model), label))
         _constants_to_initializers(model.graph)
-    from onnx2tflite.converter.onnx_fixes import apply_fixes
+    from onnx2tflite.converter.onnx_fusions import run_all
 
-    apply_fixes(model)
+    run_all(model.graph)
     return model, label

@@ -50,7 +50,7 @@ def lower(model: ir.Model, label: str) -> ir.Graph:
         if v.const_value is not None:
             continue
         dtype = _INPUT_DTYPES.get(v.dtype, v.dtype)  # float64 inputs are computed in float32
-        new = ir.Value(name=ctx.unique_name(v.name), shape=v.shape, type=ir.TensorType(dtype))
+        new = ir.Value(name=ctx.edit.unique(v.name), shape=v.shape, type=ir.TensorType(dtype))
         new.meta["onnx_name"] = v.name
         graph.inputs.append(new)
         vmap[id(v)] = new
@@ -80,7 +80,7 @@ def lower(model: ir.Model, label: str) -> ir.Graph:
             if new is None:
                 continue
             if new.producer() is not None and new.producer().graph is graph and "onnx_name" not in new.meta:
-                ctx.rename(new, onnx_out.name)
+                ctx.edit.rename(new, onnx_out.name)
                 new.meta["onnx_name"] = onnx_out.name
             vmap[id(onnx_out)] = new
     if failed:
@@ -91,10 +91,10 @@ def lower(model: ir.Model, label: str) -> ir.Graph:
         out = value_of(v)
         if out.producer() is None or out.is_graph_output() or out.meta.get("onnx_name") != v.name:
             if out.name == v.name:  # a constant or input holding the name: give the name to the new op
-                out.name = ctx.unique_name(v.name + "/src")
+                out.name = ctx.edit.unique(v.name + "/src")
             shape = list(out.shape)
             out = ctx.emit("RESHAPE", [out, ctx.i32(shape)], shape=shape)  # an op that owns the output name
-            ctx.rename(out, v.name)
+            ctx.edit.rename(out, v.name)
             out.meta["onnx_name"] = v.name
         graph.outputs.append(out)
     return graph

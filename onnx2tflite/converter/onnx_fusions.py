@@ -10,19 +10,13 @@ from __future__ import annotations
 import numpy as np
 import onnx_ir as ir
 
-from onnx2tflite.converter.graph_edit import remove_dead
+from onnx2tflite.converter.graph_edit import Editor, const_of, remove_dead
 
 FUSED_DOMAIN = "onnx2tflite"
 
 
-def _const(value: ir.Value | None) -> np.ndarray | None:
-    if value is None or value.const_value is None:
-        return None
-    return value.const_value.numpy()
-
-
 def _scalar_is(value: ir.Value | None, target: float, tol: float = 1e-4) -> bool:
-    arr = _const(value)
+    arr = const_of(value)
     return arr is not None and arr.size == 1 and abs(float(arr.reshape(-1)[0]) - target) <= tol * abs(target)
 
 
@@ -51,18 +45,7 @@ def _replace_with(graph: ir.Graph, old_out: ir.Value, op_type: str, inputs, attr
     new_out.name = name
 
 
-def _initializer(graph: ir.Graph, name: str, array: np.ndarray) -> ir.Value:
-    base, n = name, 0
-    while name in graph.initializers:
-        n += 1
-        name = f"{base}_{n}"
-    v = ir.Value(name=name, shape=ir.Shape(array.shape), type=ir.TensorType(ir.DataType.from_numpy(array.dtype)),
-                 const_value=ir.tensor(array, name=name))
-    graph.register_initializer(v)
-    return v
-
-
-def fold_batchnorm(graph: ir.Graph) -> int:
+def fold_batchnorm(graph: ir.Graph, edit: Editor) -> int:
     folded = 0
     for bn in list(graph):
         if bn.op_type != "BatchNormalization" or bn.domain not in ("", "ai.onnx") or len(bn.outputs) != 1:
@@ -70,9 +53,9 @@ def fold_batchnorm(graph: ir.Graph) -> int:
         conv = bn.inputs[0].producer()
         if conv is None or conv.op_type != "Conv" or _only_user(bn.inputs[0], "BatchNormalization") is None:
             continue
-        w = _const(conv.inputs[1])
-        bias = _const(conv.inputs[2]) if len(conv.inputs) > 2 else None
-        params = [_const(v) for v in bn.inputs[1:5]]
+        w = const_of(conv.inputs[1])
+        bias = const_of(conv.inputs[2]) if len(conv.inputs) > 2 else None
+        params = [const_of(v) for v in bn.inputs[1:5]]
         if w is None or any(p is None for p in params) or (len(conv.inputs) > 2 and conv.inputs[2] is not None and bias is None):
             continue
         scale, beta, mean, var = (p.astype(np.float64) for p in params)
@@ -81,10 +64,10 @@ def fold_batchnorm(graph: ir.Graph) -> int:
         b0 = bias.astype(np.float64) if bias is not None else np.zeros_like(mean)
         new_w = (w.astype(np.float64) * s.reshape((-1,) + (1,) * (w.ndim - 1))).astype(w.dtype)
         new_b = ((b0 - mean) * s + beta).astype(w.dtype)
-        conv.replace_input_with(1, _initializer(graph, conv.inputs[1].name + "/bn", new_w))
+        conv.replace_input_with(1, edit.const(new_w, conv.inputs[1].name + "/bn"))
         if len(conv.inputs) < 3:
             conv.resize_inputs(3)
-        conv.replace_input_with(2, _initializer(graph, (conv.name or "conv") + "/bn_bias", new_b))
+        conv.replace_input_with(2, edit.const(new_b, (conv.name or "conv") + "/bn_bias"))
         out = bn.outputs[0]
         name = out.name
         out.replace_all_uses_with(conv.outputs[0], replace_graph_outputs=True)
@@ -154,6 +137,6 @@ def fuse_gelu(graph: ir.Graph) -> int:
 
 
 def run_all(graph: ir.Graph) -> dict:
-    stats = {"batchnorm_folded": fold_batchnorm(graph), "hardswish": fuse_hardswish(graph), "gelu": fuse_gelu(graph)}
+    stats = {"batchnorm_folded": fold_batchnorm(graph, Editor(graph)), "hardswish": fuse_hardswish(graph), "gelu": fuse_gelu(graph)}
     remove_dead(graph)
     return stats

@@ -6,12 +6,11 @@ import hashlib
 import onnx_ir as ir
 from ai_edge_litert import schema_py_generated as fb
 
-from onnx2tflite.converter.graph_edit import Editor, remove_dead
+from onnx2tflite.converter.graph_edit import Editor, bypass, remove_dead
 from onnx2tflite.converter.tflite_io import OPTIONS
-from onnx2tflite.layout.sink import bypass
 
 # Activations TFLite can fuse, and the ops whose kernels (builtin and XNNPACK) apply them.
-_FUSED = {"RELU": "RELU", "RELU6": "RELU6", "RELU_N1_TO_1": "RELU_N1_TO_1"}
+_FUSED = {"RELU", "RELU6", "RELU_N1_TO_1"}
 _FUSES_INTO = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD", "SUB", "MUL", "DIV",
                "AVERAGE_POOL_2D", "MAX_POOL_2D", "TRANSPOSE_CONV"}
 
@@ -28,8 +27,7 @@ def _accepts_activation(node: ir.Node) -> bool:
 def fuse_activations(graph: ir.Graph, edit: Editor) -> int:
     fused = 0
     for node in list(graph):
-        act = _FUSED.get(node.op_type)
-        if act is None or node.graph is not graph:
+        if node.op_type not in _FUSED or node.graph is not graph:
             continue
         x = node.inputs[0]
         producer = x.producer()
@@ -37,7 +35,7 @@ def fuse_activations(graph: ir.Graph, edit: Editor) -> int:
             continue
         if x.meta.get("quant") != node.outputs[0].meta.get("quant"):
             continue
-        producer.attributes["fusedActivationFunction"] = ir.AttrString("fusedActivationFunction", act)
+        producer.attributes["fusedActivationFunction"] = ir.AttrString("fusedActivationFunction", node.op_type)
         if bypass(node, x, graph, edit):
             fused += 1
     return fused

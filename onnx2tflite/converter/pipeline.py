@@ -35,7 +35,7 @@ def run_pipeline(result_cls, model, output=None, *, input_shapes=None, keep_nchw
     step("lower")
     say("layout: NHWC + transpose sinking")
     io = boundary.set_boundary_layout(graph, channels_last=not keep_nchw_io)
-    graph, _policy = sink.optimize_layout(graph)
+    graph = sink.optimize_layout(graph)
     step("layout")
     optimize.optimize(graph)
     step("optimize")

@@ -14,6 +14,8 @@ import numpy as np
 import onnx_ir as ir
 from ai_edge_litert import schema_py_generated as fb
 
+from onnx2tflite.converter.op_versions import version_for
+
 TFL_DOMAIN = "tfl"
 SIGNATURE_KEY = "serving_default"
 
@@ -150,13 +152,6 @@ def _tensor_shape(value: ir.Value) -> tuple[list[int], list[int] | None]:
     return [max(d, 1) for d in dims], dims
 
 
-def op_version(node: ir.Node) -> int:
-    """OperatorCode.version required by the TFLite runtime for this node's types."""
-    from onnx2tflite.converter.op_versions import version_for
-
-    return version_for(node)
-
-
 def graph_to_bytes(graph: ir.Graph, description: str = "onnx2tflite") -> bytes:
     """Serialize a ``tfl``-domain graph to TFLite flatbuffer bytes (deterministic)."""
     import flatbuffers
@@ -202,7 +197,7 @@ def graph_to_bytes(graph: ir.Graph, description: str = "onnx2tflite") -> bytes:
         if node.domain != TFL_DOMAIN:
             raise ValueError(f"node '{node.name}' ({node.domain}::{node.op_type}) is not a TFLite op")
         code = _OP_CODES[node.op_type]
-        key = (code, op_version(node))
+        key = (code, version_for(node))
         if key not in opcodes:
             oc = fb.OperatorCodeT()
             oc.builtinCode = code

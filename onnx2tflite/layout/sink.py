@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import onnx_ir as ir
 
-from onnx2tflite.converter.graph_edit import Editor, const_of, remove_dead, transpose_perm
+from onnx2tflite.converter.graph_edit import Editor, bypass, const_of, remove_dead, transpose_perm
 from onnx2tflite.layout.axis_rules import RULES, Rewrite
 
 MAX_ROUNDS = 200
@@ -26,16 +26,15 @@ def _transposes(graph: ir.Graph) -> int:
     return sum(node.op_type == "TRANSPOSE" for node in graph)
 
 
-def optimize_layout(graph: ir.Graph) -> tuple[ir.Graph, str]:
-    """Sink with each push policy (all but the last on a copy) and keep the graph left with
-    the fewest TRANSPOSEs (first wins ties). Returns (graph, policy used)."""
+def optimize_layout(graph: ir.Graph) -> ir.Graph:
+    """Sink with each push policy (all but the last on a copy) and return the graph left
+    with the fewest TRANSPOSEs (the earlier policy wins ties)."""
     results = []
     for i, policy in enumerate(POLICIES):
         trial = graph if i == len(POLICIES) - 1 else graph.clone()
         _sink(trial, policy)
-        results.append((_transposes(trial), i, trial, policy))
-    _, _, best, policy = min(results, key=lambda r: r[:2])
-    return best, policy
+        results.append((_transposes(trial), i, trial))
+    return min(results, key=lambda r: r[:2])[2]
 
 
 def _sink(graph: ir.Graph, policy: str) -> None:
@@ -59,22 +58,6 @@ def _sink(graph: ir.Graph, policy: str) -> None:
 
 
 # ----------------------------------------------------------------------------- helpers
-def bypass(node: ir.Node, replacement: ir.Value, graph: ir.Graph, edit: Editor) -> bool:
-    """Remove single-output ``node``, its consumers reading ``replacement`` instead."""
-    y = node.outputs[0]
-    if y.is_graph_output():
-        if replacement.is_graph_input() or replacement.is_graph_output() or replacement.const_value is not None:
-            return False
-        name = y.name
-        y.name = edit.unique(name + "/dead")
-        replacement.name = name
-        for k, v in y.meta.items():
-            replacement.meta.setdefault(k, v)
-    y.replace_all_uses_with(replacement, replace_graph_outputs=True)
-    graph.remove(node, safe=True)
-    return True
-
-
 def _reshape_like(shape, perm) -> bool:
     """True if transposing ``shape`` by ``perm`` only moves size-1 dimensions."""
     moved = [p for p in perm if shape[p] != 1]
